@@ -16,6 +16,8 @@ Array = np.ndarray
 class Loss:
     """Base class for losses."""
 
+    has_accuracy = False  # whether correct() counts anything
+
     def forward(self, out: Array, y: Array) -> tuple[float, object]:
         raise NotImplementedError
 
@@ -32,6 +34,8 @@ class Loss:
 
 class SoftmaxCrossEntropy(Loss):
     """Softmax and cross-entropy fused: log-sum-exp, stable for any finite logits."""
+
+    has_accuracy = True
 
     def forward(self, out: Array, y: Array) -> tuple[float, tuple[Array, Array]]:
         y = check_labels(out, y)

@@ -1,0 +1,150 @@
+"""Command-line flags and TOML config files for `python -m distbp.train`.
+
+A config file uses the flags' names as keys (dashes or underscores); flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from distbp.errors import ConfigError, check
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line instead of usage + exit
+        raise ConfigError(f"{message} (see --help)")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m distbp.train",
+               description="Synchronous data-parallel training of an MLP. Launch with "
+                           "`mpirun -n N python -m distbp.train ...`; the rank count "
+                           "changes speed, not results.")
+    add = p.add_argument
+    add("--config", metavar="FILE.toml", help="TOML file with the same keys as these flags")
+    add("--dataset", default="synthetic", help="'synthetic' (embedded, the default)")
+    add("--hidden", default="128,128",
+        help="hidden layer sizes, comma-separated ('' or 'none' for a linear model)")
+    add("--activation", default="relu", choices=ACTIVATIONS)
+    add("--epochs", type=int, default=12)
+    add("--batch-size", type=int, default=128, help="GLOBAL batch size (all ranks together)")
+    add("--batch-size-per-rank", type=int, default=None,
+        help="convenience: global batch = this x ranks; results then depend on the rank count")
+    add("--drop-last", action="store_true", help="drop the last incomplete global batch")
+    add("--micro-batch-size", type=int, default=None,
+        help="a rank processes its shard in chunks of at most this many examples")
+    add("--optimizer", default="sgd", choices=OPTIMIZERS)
+    add("--lr", type=float, default=0.05)
+    add("--momentum", type=float, default=0.9, help="SGD momentum")
+    add("--nesterov", action="store_true", help="SGD with Nesterov momentum")
+    add("--weight-decay", type=float, default=0.0)
+    add("--schedule", default="cosine", choices=SCHEDULES)
+    add("--step-epochs", type=int, default=10, help="step schedule: epochs between decays")
+    add("--gamma", type=float, default=0.1, help="step schedule: decay factor")
+    add("--warmup-epochs", type=float, default=0.0, help="linear warmup (may be fractional)")
+    add("--lr-scaling", default="none", choices=("none", "linear"),
+        help="linear: lr x batch-size / base-batch-size (Goyal et al. 2017)")
+    add("--base-batch-size", type=int, default=256)
+    add("--seed", type=int, default=0)
+    add("--dtype", default="float32", choices=("float32", "float64"))
+    add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
+    add("--blas-threads", type=int, default=0,
+        help="BLAS threads per rank (0: cores / ranks on this node, at least 1)")
+    add("--quiet", action="store_true", help="print only the final result")
+    return p
+
+
+def read_toml(path: str) -> dict[str, object]:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigError("--config needs Python >= 3.11 or `pip install tomli`") from None
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def defaults_from_file(parser: Parser, path: str) -> None:
+    """Config-file values become defaults, checked as strictly as the flags would be."""
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    values = {}
+    for key, value in read_toml(path).items():
+        dest = key.replace("-", "_")
+        check(dest in actions, f"config file {path}: unknown key '{key}'")
+        if dest == "hidden" and isinstance(value, list):
+            value = ",".join(map(str, value))
+        values[dest] = convert(actions[dest], value, f"config file {path}: '{key}'")
+    parser.set_defaults(**values)
+
+
+def convert(action: argparse.Action, value: object, where: str) -> object:
+    if isinstance(action, argparse._StoreTrueAction):
+        check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
+    elif action.type is int:
+        check(isinstance(value, int) and not isinstance(value, bool),
+              f"{where} must be an integer, got {value!r}")
+    elif action.type is float:
+        check(isinstance(value, (int, float)) and not isinstance(value, bool),
+              f"{where} must be a number, got {value!r}")
+        value = float(value)
+    else:
+        check(isinstance(value, str), f"{where} must be a string, got {value!r}")
+    check(not action.choices or value in action.choices,
+          f"{where} must be one of {', '.join(action.choices or ())}, got {value!r}")
+    return value
+
+
+def parse_hidden(text: object) -> list[int]:
+    text = str(text).strip()
+    if text.lower() in ("", "none"):
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--hidden must be comma-separated integers, got '{text}'") from None
+    check(all(size > 0 for size in sizes), f"--hidden sizes must be > 0, got '{text}'")
+    return sizes
+
+
+def validate(args: argparse.Namespace) -> None:
+    for flag in ("epochs", "batch_size", "base_batch_size", "step_epochs"):
+        check(isinstance(getattr(args, flag), int) and getattr(args, flag) > 0,
+              f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)!r}")
+    for flag in ("batch_size_per_rank", "micro_batch_size"):
+        value = getattr(args, flag)
+        check(value is None or (isinstance(value, int) and value > 0),
+              f"--{flag.replace('_', '-')} must be a positive integer, got {value!r}")
+    for flag in ("lr", "momentum", "weight_decay", "warmup_epochs", "gamma"):
+        value = getattr(args, flag)
+        check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+              f"--{flag.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
+    check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
+    if args.metrics:
+        parent = Path(args.metrics).resolve().parent
+        check(parent.is_dir(), f"--metrics: directory {parent} does not exist")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags over config file over defaults; raises ConfigError with one clear line."""
+    parser = build_parser()
+    known, _ = parser.parse_known_args(argv)
+    if known.config:
+        defaults_from_file(parser, known.config)
+    args = parser.parse_args(argv)
+    args.hidden = parse_hidden(args.hidden)
+    validate(args)
+    return args

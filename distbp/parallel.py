@@ -1,0 +1,103 @@
+"""The synchronous data-parallel step and exact distributed evaluation.
+
+Each rank computes the gradient of (sum of its examples' losses) / (global batch size);
+one in-place Allreduce SUM over the flat gradient buffer gives every rank exactly the
+single-process mean gradient of the whole batch, for uneven and empty shards too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distbp.comm import SerialComm
+from distbp.data import shard_range
+from distbp.errors import CollectiveError, check
+from distbp.losses import Loss
+from distbp.model import Sequential
+from distbp.optim import Optimizer
+
+Array = np.ndarray
+
+
+class DataParallel:
+    """forward -> backward -> one fused Allreduce -> identical update on every rank.
+
+    The gradient buffer carries one extra trailing element, the loss sum, so the same
+    Allreduce that syncs the gradients also gives every rank the global batch loss.
+    """
+
+    def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
+                 comm: SerialComm | None = None, micro_batch_size: int | None = None) -> None:
+        check(micro_batch_size is None or micro_batch_size > 0,
+              f"micro batch size must be > 0, got {micro_batch_size}")
+        self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.comm = comm or SerialComm()
+        self.micro_batch_size = micro_batch_size
+        size = model.num_parameters
+        self.sync_buffer = np.zeros(size + 1, dtype=model.dtype)  # [grads..., loss sum]
+        model.use_grad_buffer(self.sync_buffer[:size])
+
+    def broadcast_parameters(self, root: int = 0) -> None:
+        """Every rank starts from root's parameters."""
+        self.comm.Bcast(self.model.flat_params, root=root)
+
+    def local_gradient(self, x: Array, y: Array, global_count: int) -> None:
+        """This rank's share of the gradient and loss sum, scaled by 1/global_count."""
+        scale = 1.0 / global_count
+        chunk = self.micro_batch_size or max(len(x), 1)
+        self.sync_buffer[...] = 0
+        loss_sum = 0.0
+        for start in range(0, len(x), chunk):  # an empty shard contributes zeros
+            loss_sum += self.model.loss_sum_and_backward(
+                x[start:start + chunk], y[start:start + chunk], self.loss, scale,
+                accumulate=start > 0)
+        self.sync_buffer[-1] = loss_sum * scale
+
+    def step(self, x: Array, y: Array, global_count: int) -> float:
+        """One synchronous step on this rank's rows of a global batch; returns its mean loss."""
+        self.local_gradient(x, y, global_count)
+        self.comm.Allreduce(self.sync_buffer)
+        self.optimizer.step()
+        return float(self.sync_buffer[-1])
+
+
+def evaluate(model: Sequential, loss: Loss, x: Array, y: Array,
+             comm: SerialComm | None = None, chunk: int = 2048) -> dict[str, float]:
+    """Loss and accuracy over the whole (x, y): each rank evaluates its own slice.
+
+    Loss sums, correct counts and example counts are summed across ranks in float64,
+    so the counts, and so the accuracy, are exactly those of the full set.
+    """
+    comm = comm or SerialComm()
+    start, stop = shard_range(len(x), comm.rank, comm.size)
+    totals = np.zeros(3)  # loss sum, correct, count
+    for begin in range(start, stop, chunk):
+        end = min(begin + chunk, stop)
+        out = model.forward(x[begin:end])
+        totals[0] += loss.forward(out, y[begin:end])[0]
+        totals[1] += loss.correct(out, y[begin:end]) or 0
+        totals[2] += end - begin
+    comm.Allreduce(totals)
+    count = max(totals[2], 1)
+    result = {"loss": totals[0] / count, "count": int(totals[2])}
+    if loss.has_accuracy:
+        result.update(correct=int(totals[1]), accuracy=totals[1] / count)
+    return result
+
+
+def check_same_everywhere(comm: SerialComm, fingerprint: dict[str, Any]) -> None:
+    """Raise the same CollectiveError on every rank if any field differs from rank 0's."""
+    everyone = comm.allgather({key: repr(value) for key, value in fingerprint.items()})
+    reference = everyone[0]
+    problems = []
+    for key in sorted(set().union(*everyone)):
+        differing = [rank for rank, fields in enumerate(everyone)
+                     if fields.get(key) != reference.get(key)]
+        if differing:
+            problems.append(f"'{key}' is {reference.get(key)} on rank 0 but "
+                            f"{everyone[differing[0]].get(key)} on rank(s) "
+                            f"{', '.join(map(str, differing))}")
+    if problems:
+        raise CollectiveError("configuration differs across ranks: " + "; ".join(problems))

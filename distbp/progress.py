@@ -1,0 +1,70 @@
+"""Rank 0's side effects: the start line, a progress bar or epoch lines, metrics JSONL.
+
+Every method is a no-op on other ranks, so the training loop calls them unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+class Progress:
+    def __init__(self, is_root: bool, quiet: bool, metrics_path: str | None,
+                 steps_per_epoch: int) -> None:
+        self.active = is_root
+        self.quiet = quiet
+        self.metrics_path = metrics_path if is_root else None
+        self.steps_per_epoch = steps_per_epoch
+        self.bar = None
+        self.last: dict = {}
+        self.use_bar = is_root and not quiet and sys.stderr.isatty() and has_tqdm()
+
+    def start(self, line: str) -> None:
+        self.say(f"distbp: {line}")
+
+    def say(self, line: str) -> None:
+        if self.active and not self.quiet:
+            print(line, flush=True)
+
+    def batch(self, loss: float) -> None:
+        if not self.use_bar:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.steps_per_epoch, unit="batch", leave=False)
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def epoch(self, record: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.last = record
+        self.say(f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
+                 f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
+                 f"{record['samples_per_s']:,.0f} samples/s  {record['epoch_time']:.1f}s")
+        self.write(record)
+
+    def write(self, record: dict) -> None:
+        if self.metrics_path:
+            with open(self.metrics_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")  # one write per record
+
+    def finish(self, summary: dict) -> dict:
+        summary = {**{k: v for k, v in self.last.items() if k != "event"}, **summary}
+        self.write(summary)
+        if self.active:
+            print(f"final test accuracy: {summary.get('test_accuracy', float('nan')):.4f} "
+                  f"({summary['test_correct']}/{summary['test_count']}), test loss "
+                  f"{summary.get('test_loss', float('nan')):.4f}, "
+                  f"{summary.get('wall_time', 0):.1f}s", flush=True)
+        return summary
+
+
+def has_tqdm() -> bool:
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
