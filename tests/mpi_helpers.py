@@ -1,0 +1,52 @@
+"""Launching this environment's own mpirun with this environment's python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mpirun_path() -> str:
+    """The mpirun next to sys.executable: another MPI family's would give N 1-rank jobs."""
+    candidate = Path(sys.executable).parent / "mpirun"
+    if candidate.exists():
+        return str(candidate)
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        if os.environ.get("DISTBP_REQUIRE_MPI") == "1":  # set by .ci/run: never skip there
+            pytest.fail("DISTBP_REQUIRE_MPI=1 but mpi4py is not installed")
+        pytest.skip("mpi4py is not installed (pip install 'distbp[mpi]')")
+    found = shutil.which("mpirun")
+    if found is None:
+        pytest.fail("mpi4py is installed but no mpirun was found beside python or on PATH")
+    return found
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any launcher variables of an enclosing MPI job."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_"))}
+    env.update(extra)
+    return env
+
+
+def run_mpi(ranks: int | list[tuple[int, list[str]]], args: list[str] | None = None,
+            timeout: float = 120, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """mpirun -n ranks python args (or MPMD: [(n, args), ...]); returns (result, seconds)."""
+    command = [mpirun_path()]
+    groups = [(ranks, args or [])] if isinstance(ranks, int) else ranks
+    for index, (count, group_args) in enumerate(groups):
+        command += ([":"] if index else []) + ["-n", str(count), sys.executable, *group_args]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                            cwd=ROOT, env=clean_env(**env))
+    return result, time.monotonic() - started

@@ -1,0 +1,65 @@
+"""The global batch sequence: shards are disjoint, cover each batch, ignore the rank count."""
+
+import numpy as np
+import pytest
+
+from distbp.data import GlobalBatchSampler, shard_range, synthetic
+from distbp.threads import auto_threads
+
+
+@pytest.mark.parametrize("count,size", [(12, 4), (37, 4), (3, 4), (0, 2), (5, 1), (10, 3)])
+def test_shard_ranges_tile_the_batch(count, size):
+    ranges = [shard_range(count, rank, size) for rank in range(size)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == count
+    assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+    lengths = [stop - start for start, stop in ranges]
+    assert max(lengths) - min(lengths) <= 1
+    expected = [len(part) for part in np.array_split(np.arange(count), size)]
+    assert lengths == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+@pytest.mark.parametrize("batch,drop_last", [(8, False), (7, False), (7, True), (3, False)])
+def test_rank_shards_rebuild_the_global_batches(size, batch, drop_last):
+    sampler = GlobalBatchSampler(30, batch, seed=5, drop_last=drop_last)
+    serial = list(sampler.local_batches(epoch=2))
+    per_rank = [list(sampler.local_batches(2, rank, size)) for rank in range(size)]
+    assert len(serial) == sampler.steps_per_epoch == (30 // batch if drop_last
+                                                     else -(-30 // batch))
+    for step, (indices, count) in enumerate(serial):
+        pieces = [per_rank[rank][step] for rank in range(size)]
+        assert all(piece_count == count == len(indices) for _, piece_count in pieces)
+        np.testing.assert_array_equal(np.concatenate([p for p, _ in pieces]), indices)
+    seen = np.concatenate([indices for indices, _ in serial])
+    assert len(np.unique(seen)) == len(seen)  # never a duplicate, never padding
+    assert len(seen) == (30 - 30 % batch if drop_last else 30)
+
+
+def test_epochs_are_seeded_permutations():
+    sampler = GlobalBatchSampler(100, 10, seed=1)
+    a, b = sampler.permutation(0), sampler.permutation(1)
+    assert sorted(a) == list(range(100)) and not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, GlobalBatchSampler(100, 10, seed=1).permutation(0))
+    assert not np.array_equal(a, GlobalBatchSampler(100, 10, seed=2).permutation(0))
+
+
+def test_sampler_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="batch size must be > 0"):
+        GlobalBatchSampler(10, 0, seed=0)
+    with pytest.raises(ValueError, match="--drop-last with batch size 20 > 10"):
+        GlobalBatchSampler(10, 20, seed=0, drop_last=True)
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    a, b = synthetic(), synthetic()
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert a.x_train.dtype == np.float32 and a.x_train.shape == (20000, 32)
+    assert set(np.unique(a.y_train)) == set(range(10))
+    assert np.bincount(a.y_train).min() > 1000
+
+
+def test_blas_threads_are_shared_among_local_ranks():
+    assert auto_threads(local_ranks=4, cores=2) == 1
+    assert auto_threads(local_ranks=2, cores=2) == 1
+    assert auto_threads(local_ranks=2, cores=8) == 4
+    assert auto_threads(local_ranks=1, cores=8) == 8

@@ -1,0 +1,117 @@
+"""Distributed == single process: gradients, trajectories, evaluation, consistency.
+
+Written for any rank count: plain pytest runs them at size 1, and test_mpi.py runs
+this file under `mpirun -n N python -m pytest --with-mpi` for N = 1, 2, 4. Expected
+values are computed on every rank by the serial code path on the whole batch.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+from conftest import mlp
+
+import distbp
+from distbp.comm import SerialComm, world
+from distbp.data import GlobalBatchSampler, shard_range
+from distbp.errors import CollectiveError
+from distbp.parallel import DataParallel, check_same_everywhere, evaluate
+
+LOSS = distbp.SoftmaxCrossEntropy()
+
+
+@pytest.fixture(scope="module")
+def comm():
+    return world()
+
+
+def problem(seed: int, count: int, features: int = 5, classes: int = 3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
+
+
+def distributed_gradient(model, x, y, comm, micro_batch_size=None):
+    trainer = DataParallel(model, distbp.SGD(model, lr=0.0), LOSS, comm, micro_batch_size)
+    start, stop = shard_range(len(x), comm.rank, comm.size)
+    trainer.local_gradient(x[start:stop], y[start:stop], len(x))
+    comm.Allreduce(trainer.sync_buffer)
+    return model.flat_grads.copy(), float(trainer.sync_buffer[-1])
+
+
+@pytest.mark.parametrize("global_batch", ["divisible", 37, 3])
+@pytest.mark.parametrize("activation", [distbp.Tanh, distbp.ReLU, distbp.Sigmoid])
+def test_gradient_equals_single_process_gradient(comm, global_batch, activation):
+    count = 4 * comm.size if global_batch == "divisible" else global_batch
+    x, y = problem(seed=count, count=count)
+    reference = mlp([5, 7, 6, 3], activation, seed=11)
+    mean_loss = reference.loss_and_backward(x, y, LOSS)
+    grads, reduced_loss = distributed_gradient(mlp([5, 7, 6, 3], activation, seed=11), x, y,
+                                               comm)
+    np.testing.assert_allclose(grads, reference.flat_grads, rtol=1e-10, atol=1e-14)
+    assert reduced_loss == pytest.approx(mean_loss, rel=1e-10)
+
+
+@pytest.mark.parametrize("micro_batch_size", [1, 3, 100])
+def test_micro_batches_give_the_same_gradient(comm, micro_batch_size):
+    x, y = problem(seed=3, count=29)
+    whole, _ = distributed_gradient(mlp([5, 8, 3], seed=2), x, y, comm)
+    chunked, _ = distributed_gradient(mlp([5, 8, 3], seed=2), x, y, comm, micro_batch_size)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-15)
+
+
+def fit(comm, make_optimizer, epochs=3, batch=23):
+    """A few epochs of training; returns final parameters and per-step checksums."""
+    x, y = problem(seed=7, count=150)
+    model = mlp([5, 16, 16, 3], distbp.ReLU, seed=4)
+    trainer = DataParallel(model, make_optimizer(model), LOSS, comm)
+    trainer.broadcast_parameters()
+    sampler = GlobalBatchSampler(len(x), batch, seed=9)
+    checksums = []
+    for epoch in range(epochs):
+        for indices, count in sampler.local_batches(epoch, comm.rank, comm.size):
+            trainer.step(x[indices], y[indices], count)
+            checksums.append(hashlib.sha256(model.flat_params.tobytes()).hexdigest())
+    return model.flat_params.copy(), checksums
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda m: distbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda m: distbp.AdamW(m, lr=0.01),
+], ids=["sgd_nesterov", "adamw"])
+def test_trajectory_equals_single_process(comm, make_optimizer):
+    params, checksums = fit(comm, make_optimizer)
+    serial_params, _ = fit(SerialComm(), make_optimizer)
+    np.testing.assert_allclose(params, serial_params, rtol=1e-9, atol=1e-12)
+    everyone = comm.allgather(checksums)  # identical on all ranks after every step
+    assert all(theirs == checksums for theirs in everyone)
+    assert len(checksums) == 3 * 7
+
+
+def test_distributed_evaluation_is_exact(comm):
+    x, y = problem(seed=5, count=103)
+    model = mlp([5, 9, 3], seed=6)
+    serial = evaluate(model, LOSS, x, y, SerialComm())
+    distributed = evaluate(model, LOSS, x, y, comm, chunk=10)
+    assert distributed["count"] == serial["count"] == 103
+    assert distributed["correct"] == serial["correct"] == LOSS.correct(model.forward(x), y)
+    assert distributed["accuracy"] == serial["accuracy"]
+    assert distributed["loss"] == pytest.approx(serial["loss"], rel=1e-12)
+
+
+def test_mismatched_configuration_fails_on_every_rank(comm):
+    fingerprint = {"seed": 1, "batch_size": 64 + comm.rank % 2}
+    if comm.size == 1:
+        check_same_everywhere(comm, fingerprint)  # nothing to differ from
+        return
+    odd = ", ".join(str(r) for r in range(1, comm.size, 2))
+    with pytest.raises(CollectiveError, match=rf"configuration differs across ranks: "
+                                              rf"'batch_size' is 64 on rank 0 but 65 on "
+                                              rf"rank\(s\) {odd}$"):
+        check_same_everywhere(comm, fingerprint)
+
+
+def test_broadcast_gives_every_rank_root_parameters(comm):
+    model = mlp([4, 5, 2], seed=100 + comm.rank)  # deliberately different per rank
+    trainer = DataParallel(model, distbp.SGD(model, lr=0.1), LOSS, comm)
+    trainer.broadcast_parameters()
+    np.testing.assert_array_equal(model.flat_params, mlp([4, 5, 2], seed=100).flat_params)

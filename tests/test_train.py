@@ -1,0 +1,98 @@
+"""The `distbp.train` job in one process: flags, config files, metrics, bad input."""
+
+import json
+
+import pytest
+
+from distbp import train
+from distbp.config import parse_args
+
+
+def run(capsys, *flags):
+    code = train.main(["--quiet", *flags])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_mlp_beats_a_linear_model_on_the_embedded_dataset(capsys, tmp_path):
+    accuracy = {}
+    for name, hidden in (("mlp", "128,128"), ("linear", "none")):
+        metrics = tmp_path / f"{name}.jsonl"
+        code, out, _ = run(capsys, "--hidden", hidden, "--metrics", str(metrics))
+        assert code == 0 and out.startswith("final test accuracy: ")
+        accuracy[name] = json.loads(metrics.read_text().splitlines()[-1])["test_accuracy"]
+    assert accuracy["mlp"] > 0.85
+    assert accuracy["mlp"] > accuracy["linear"] + 0.3
+
+
+def test_metrics_file_has_one_record_per_epoch_and_a_summary(capsys, tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    code, _, _ = run(capsys, "--epochs", "3", "--metrics", str(metrics))
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert code == 0 and [r["event"] for r in records] == ["epoch"] * 3 + ["summary"]
+    assert [r["epoch"] for r in records[:3]] == [1, 2, 3]
+    for key in ("train_loss", "test_loss", "test_accuracy", "samples_per_s", "wall_time",
+                "ranks", "lr"):
+        assert all(key in r for r in records), key
+    assert records[0]["train_loss"] > records[2]["train_loss"]
+    assert records[-1]["test_count"] == 5000 and records[-1]["config"]["epochs"] == 3
+
+
+def test_micro_batches_change_nothing_but_rounding(capsys, tmp_path):
+    results = []
+    for flags in ([], ["--micro-batch-size", "7"]):
+        metrics = tmp_path / f"m{len(flags)}.jsonl"
+        run(capsys, "--epochs", "1", "--dtype", "float64", "--metrics", str(metrics), *flags)
+        results.append(json.loads(metrics.read_text().splitlines()[-1]))
+    assert results[0]["test_loss"] == pytest.approx(results[1]["test_loss"], rel=1e-9)
+
+
+def test_config_file_with_flags_overriding(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('hidden = [64, 32]\nepochs = 3\nlr = 0.2\noptimizer = "adam"\n'
+                      'batch-size = 50\ndrop_last = true\n')
+    args = parse_args(["--config", str(config), "--epochs", "5"])
+    assert args.hidden == [64, 32] and args.epochs == 5 and args.lr == 0.2
+    assert args.optimizer == "adam" and args.batch_size == 50 and args.drop_last
+
+
+@pytest.mark.parametrize("content,message", [
+    ("epochs = 2\nwidth = 3\n", "unknown key 'width'"),
+    ("epochs = 2.5\n", "'epochs' must be an integer, got 2.5"),
+    ('optimizer = "rmsprop"\n', "'optimizer' must be one of sgd, adam, adamw, got 'rmsprop'"),
+    ("epochs = \n", "is not valid TOML"),
+])
+def test_bad_config_files(tmp_path, capsys, content, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    code, out, err = run(capsys, "--config", str(config))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and err.startswith("distbp.train: error: ")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
+    (["--hidden", "12,a"], "--hidden must be comma-separated integers, got '12,a'"),
+    (["--hidden", "12,0"], "--hidden sizes must be > 0"),
+    (["--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
+    (["--dataset", "imagenet"], "unknown --dataset 'imagenet'"),
+    (["--metrics", "/nonexistent/dir/m.jsonl"], "--metrics: directory /nonexistent/dir"),
+    (["--config", "/nonexistent.toml"], "cannot read config file /nonexistent.toml"),
+    (["--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0"),
+    (["--drop-last", "--batch-size", "30000"], "--drop-last with batch size 30000"),
+])
+def test_bad_flags_give_one_line_and_exit_2(capsys, flags, message):
+    code, out, err = run(capsys, *flags)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_linear_lr_scaling_and_per_rank_batch(capsys, tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    run(capsys, "--epochs", "1", "--schedule", "constant", "--lr", "0.1", "--lr-scaling",
+        "linear", "--base-batch-size", "256", "--batch-size-per-rank", "64",
+        "--metrics", str(metrics))
+    record = json.loads(metrics.read_text().splitlines()[0])
+    assert record["lr"] == pytest.approx(0.1 * 64 / 256)  # one rank: global batch 64
+    assert record["step"] == -(-20000 // 64)
