@@ -28,7 +28,10 @@ def build_parser() -> Parser:
                            "changes speed, not results.")
     add = p.add_argument
     add("--config", metavar="FILE.toml", help="TOML file with the same keys as these flags")
-    add("--dataset", default="synthetic", help="'synthetic' (embedded, the default)")
+    add("--dataset", default="synthetic",
+        help="'synthetic' (embedded), 'fashion-mnist', 'mnist', or a path to a .npz file")
+    add("--data-dir", default=None,
+        help="where the IDX files are (else $DISTBP_DATA, else /usr/share/datasets/NAME)")
     add("--hidden", default="128,128",
         help="hidden layer sizes, comma-separated ('' or 'none' for a linear model)")
     add("--activation", default="relu", choices=ACTIVATIONS)

@@ -11,11 +11,11 @@ import sys
 
 class Progress:
     def __init__(self, is_root: bool, quiet: bool, metrics_path: str | None,
-                 steps_per_epoch: int) -> None:
+                 steps_per_epoch: int, epochs: int) -> None:
         self.active = is_root
         self.quiet = quiet
         self.metrics_path = metrics_path if is_root else None
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.bar = None
         self.last: dict = {}
         self.use_bar = is_root and not quiet and sys.stderr.isatty() and has_tqdm()
@@ -32,7 +32,8 @@ class Progress:
             return
         if self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(total=self.steps_per_epoch, unit="batch", leave=False)
+            self.bar = tqdm(total=self.steps_per_epoch, unit="batch", leave=False,
+                            desc=f"epoch {self.last.get('epoch', 0) + 1}/{self.epochs}")
         self.bar.update()
         self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
@@ -41,9 +42,11 @@ class Progress:
             self.bar.close()
             self.bar = None
         self.last = record
-        self.say(f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
-                 f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
-                 f"{record['samples_per_s']:,.0f} samples/s  {record['epoch_time']:.1f}s")
+        eta = record["wall_time"] / record["epoch"] * (self.epochs - record["epoch"])
+        self.say(f"epoch {record['epoch']:3d}/{self.epochs}  train loss {record['train_loss']:.4f}"
+                 f"  test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}"
+                 f"  {record['samples_per_s']:,.0f} samples/s  {record['epoch_time']:.1f}s"
+                 f"  ETA {eta:.0f}s")
         self.write(record)
 
     def write(self, record: dict) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 import traceback
 
 import distbp
+from distbp import datasets
 from distbp.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.config import parse_args
-from distbp.data import Dataset, GlobalBatchSampler, synthetic
+from distbp.data import Dataset, GlobalBatchSampler
 from distbp.errors import CollectiveError, ConfigError, check
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
 from distbp.progress import Progress
@@ -25,12 +27,6 @@ from distbp.threads import auto_threads, set_blas_threads
 ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
                      "tanh": distbp.Tanh, "sigmoid": distbp.Sigmoid}
 FAULT_ENV = "DISTBP_FAULT_INJECT"  # "RANK:STEP": that rank raises at that global step
-
-
-def load_dataset(args: argparse.Namespace) -> Dataset:
-    check(args.dataset == "synthetic", f"unknown --dataset '{args.dataset}' "
-                                       "(available: synthetic)")
-    return synthetic(seed=0)
 
 
 def build_model(args: argparse.Namespace, dataset: Dataset) -> distbp.Sequential:
@@ -71,7 +67,9 @@ def inject_fault(rank: int, step: int) -> None:
 
 def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     """Everything before the loop; a bad input on any rank is raised on all ranks."""
-    dataset = load_dataset(args)
+    dataset = datasets.load(args.dataset, args.data_dir, args.dtype)
+    check(len(dataset.x_train) >= comm.size, f"{comm.size} ranks but only "
+                                             f"{len(dataset.x_train)} training examples")
     model = build_model(args, dataset)
     batch = global_batch_size(args, comm)
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
@@ -100,7 +98,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> dict:
     data, model, trainer, optimizer = run["dataset"], run["model"], run["trainer"], run["optimizer"]
     trainer.broadcast_parameters()
     check_same_everywhere(comm, fingerprint(args, run))
-    log = Progress(comm.is_root, args.quiet, args.metrics, run["sampler"].steps_per_epoch)
+    log = Progress(comm.is_root, args.quiet, args.metrics, run["sampler"].steps_per_epoch,
+                   args.epochs)
     log.start(f"{comm.size} rank(s) on {comm.nodes} node(s), MPI: {comm.library}; "
               f"BLAS: {blas}; {model!r}, {model.num_parameters} parameters; dataset "
               f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}")
@@ -120,8 +119,15 @@ def train(args: argparse.Namespace, comm: SerialComm) -> dict:
                    "test_accuracy": test["accuracy"], "samples_per_s": seen / train_time,
                    "epoch_time": time.perf_counter() - epoch_start,
                    "wall_time": time.perf_counter() - started, "ranks": comm.size})
+    peak_rss = comm.allgather(peak_rss_mb())
     return log.finish({"event": "summary", "test_correct": test["correct"],
-                       "test_count": test["count"], "config": vars(args)})
+                       "test_count": test["count"], "peak_rss_mb": peak_rss,
+                       "config": vars(args)})
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (Linux reports kilobytes)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
