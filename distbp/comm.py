@@ -7,9 +7,11 @@ every verb is a no-op, so serial is simply size 1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from distbp.errors import CollectiveError, ConfigError
+from distbp.watchdog import Watchdog
 
 T = TypeVar("T")
 
@@ -42,6 +45,20 @@ class SerialComm:
 
     rank, size, local_size, nodes = 0, 1, 1, 1
     library = "none (serial)"
+    watchdog: Watchdog | None = None
+
+    def watch_stalls(self, timeout: float | None) -> None:
+        """Abort the job if any collective waits longer than `timeout` seconds."""
+        if timeout and self.size > 1 and self.watchdog is None:
+            self.watchdog = Watchdog(timeout, self.rank, self.Abort)
+
+    def set_context(self, context: str) -> None:
+        """Where the program is (e.g. "step 12"), for the watchdog's report."""
+        if self.watchdog is not None:
+            self.watchdog.context = context
+
+    def waiting(self, operation: str) -> contextlib.AbstractContextManager:
+        return self.watchdog.around(operation) if self.watchdog else contextlib.nullcontext()
 
     @property
     def is_root(self) -> bool:
@@ -55,6 +72,9 @@ class SerialComm:
 
     def allgather(self, obj: T) -> list[T]:
         return [obj]
+
+    def bcast(self, obj: T, root: int = 0) -> T:
+        return obj
 
     def Barrier(self) -> None:  # noqa: N802
         pass
@@ -97,16 +117,24 @@ class MPIComm(SerialComm):
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
     def Allreduce(self, buffer: np.ndarray) -> None:  # noqa: N802
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        with self.waiting("Allreduce"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
 
     def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
-        self.comm.Bcast(buffer, root=root)
+        with self.waiting("Bcast"):
+            self.comm.Bcast(buffer, root=root)
 
     def allgather(self, obj: T) -> list[T]:
-        return self.comm.allgather(obj)
+        with self.waiting("allgather"):
+            return self.comm.allgather(obj)
+
+    def bcast(self, obj: T, root: int = 0) -> T:
+        with self.waiting("bcast"):
+            return self.comm.bcast(obj, root=root)
 
     def Barrier(self) -> None:  # noqa: N802
-        self.comm.Barrier()
+        with self.waiting("Barrier"):
+            self.comm.Barrier()
 
     def Abort(self, code: int = 1) -> None:  # noqa: N802
         self.comm.Abort(code)
@@ -144,19 +172,22 @@ def abort_on_exception(comm: SerialComm, show_traceback: bool = True) -> None:
     """
 
     def hook(kind, value, tb) -> None:
-        if show_traceback and not isinstance(value, ConfigError):
-            traceback.print_exception(kind, value, tb)
-        fail(comm, value)
+        fail(comm, value, show_traceback=show_traceback)
 
     sys.excepthook = hook
 
 
-def fail(comm: SerialComm, error: BaseException, code: int = 1) -> None:
-    """Print one line naming the rank and the error, then end every rank."""
+def fail(comm: SerialComm, error: BaseException, code: int = 1,
+         show_traceback: bool = True) -> None:
+    """Print the traceback (not for bad input) and one line naming the rank and the
+    error, then end every rank."""
     where = f" on rank {comm.rank} of {comm.size}" if comm.size > 1 else ""
-    message = f"distbp: error{where}: {type(error).__name__}: {error}"
+    text = f"distbp: error{where}: {type(error).__name__}: {error}\n"
+    if show_traceback and not isinstance(error, ConfigError):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__)) + text
     sys.stdout.flush()
-    os.write(2, (message + "\n").encode())
+    os.write(2, text.encode())  # one write: nothing interleaves or is lost half-way
     if comm.size > 1:
+        time.sleep(0.3)  # let the launcher forward our stderr before the abort tears it down
         comm.Abort(code)
     os._exit(code)

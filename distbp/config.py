@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from distbp.errors import ConfigError, check
@@ -60,6 +61,16 @@ def build_parser() -> Parser:
     add("--blas-threads", type=int, default=0,
         help="BLAS threads per rank (0: cores / ranks on this node, at least 1)")
     add("--quiet", action="store_true", help="print only the final result")
+    add("--checkpoint-dir", default=None, help="where rank 0 writes checkpoints")
+    add("--checkpoint-every", default="1epoch",
+        help="N (steps) or Nepoch(s): how often to checkpoint (with --checkpoint-dir)")
+    add("--keep-checkpoints", type=int, default=3, help="keep the newest K checkpoints")
+    add("--resume", nargs="?", const="latest", default=None,
+        help="continue from the newest checkpoint in --checkpoint-dir (if any), or from PATH")
+    add("--stall-timeout", type=float, default=300.0,
+        help="abort the job if a collective waits longer than this many seconds (0: never)")
+    add("--on-nonfinite", default="stop", choices=("stop", "skip"),
+        help="a NaN/inf loss or gradient on any rank: stop every rank, or skip that update")
     return p
 
 
@@ -130,15 +141,33 @@ def validate(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         check(value is None or (isinstance(value, int) and value > 0),
               f"--{flag.replace('_', '-')} must be a positive integer, got {value!r}")
-    for flag in ("lr", "momentum", "weight_decay", "warmup_epochs", "gamma"):
+    check(isinstance(args.lr, (int, float)) and args.lr > 0,
+          f"--lr must be a finite number > 0, got {args.lr!r}")
+    for flag in ("lr", "momentum", "weight_decay", "warmup_epochs", "gamma", "stall_timeout"):
         value = getattr(args, flag)
         check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
               f"--{flag.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+    args.checkpoint_steps, args.checkpoint_epochs = parse_every(args.checkpoint_every)
+    check(args.keep_checkpoints > 0, f"--keep-checkpoints must be > 0, got "
+                                     f"{args.keep_checkpoints}")
+    check(args.resume in (None, "latest") or Path(args.resume).is_file(),
+          f"--resume: checkpoint {args.resume} does not exist")
+    check(args.resume != "latest" or args.checkpoint_dir is not None,
+          "--resume without a path needs --checkpoint-dir")
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
     check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
     if args.metrics:
         parent = Path(args.metrics).resolve().parent
         check(parent.is_dir(), f"--metrics: directory {parent} does not exist")
+
+
+def parse_every(text: object) -> tuple[int, int]:
+    """'500' -> every 500 steps; '2epochs' or '2epoch' -> every 2 epochs."""
+    match = re.fullmatch(r"\s*(\d+)\s*(epochs?)?\s*", str(text))
+    check(match is not None and int(match.group(1)) > 0,
+          f"--checkpoint-every must be N (steps) or Nepochs with N > 0, got '{text}'")
+    count = int(match.group(1))
+    return (0, count) if match.group(2) else (count, 0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

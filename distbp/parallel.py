@@ -7,6 +7,8 @@ single-process mean gradient of the whole batch, for uneven and empty shards too
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,11 +23,20 @@ from distbp.optim import Optimizer
 Array = np.ndarray
 
 
+@dataclass
+class StepResult:
+    loss: float  # mean loss of the global batch
+    nonfinite: bool  # some rank saw a NaN or infinity: the update was skipped everywhere
+    stop: bool  # some rank asked to stop (e.g. SIGTERM): every rank stops after this step
+
+
 class DataParallel:
     """forward -> backward -> one fused Allreduce -> identical update on every rank.
 
-    The gradient buffer carries one extra trailing element, the loss sum, so the same
-    Allreduce that syncs the gradients also gives every rank the global batch loss.
+    The gradient buffer carries three extra trailing elements, so the one Allreduce that
+    syncs the gradients also tells every rank, at no extra communication cost, the
+    global batch loss, whether any rank saw a non-finite value, and whether any rank
+    was asked to stop.
     """
 
     def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
@@ -36,7 +47,8 @@ class DataParallel:
         self.comm = comm or SerialComm()
         self.micro_batch_size = micro_batch_size
         size = model.num_parameters
-        self.sync_buffer = np.zeros(size + 1, dtype=model.dtype)  # [grads..., loss sum]
+        self.sync_buffer = np.zeros(size + 3, dtype=model.dtype)  # grads, loss, flags
+        self.stats = self.sync_buffer[size:]  # [loss sum / global count, nonfinite, stop]
         model.use_grad_buffer(self.sync_buffer[:size])
 
     def broadcast_parameters(self, root: int = 0) -> None:
@@ -53,14 +65,22 @@ class DataParallel:
             loss_sum += self.model.loss_sum_and_backward(
                 x[start:start + chunk], y[start:start + chunk], self.loss, scale,
                 accumulate=start > 0)
-        self.sync_buffer[-1] = loss_sum * scale
+        grads = self.model.flat_grads
+        finite = math.isfinite(loss_sum) and math.isfinite(float(np.dot(grads, grads)))
+        self.stats[:] = (loss_sum * scale if finite else 0.0, not finite, 0)
 
-    def step(self, x: Array, y: Array, global_count: int) -> float:
-        """One synchronous step on this rank's rows of a global batch; returns its mean loss."""
+    def step(self, x: Array, y: Array, global_count: int, stop: bool = False) -> StepResult:
+        """One synchronous step on this rank's rows of a global batch.
+
+        The update is skipped on every rank when any rank saw a non-finite value.
+        """
         self.local_gradient(x, y, global_count)
+        self.stats[2] = stop
         self.comm.Allreduce(self.sync_buffer)
-        self.optimizer.step()
-        return float(self.sync_buffer[-1])
+        result = StepResult(float(self.stats[0]), bool(self.stats[1] > 0), bool(self.stats[2] > 0))
+        if not result.nonfinite:
+            self.optimizer.step()
+        return result
 
 
 def evaluate(model: Sequential, loss: Loss, x: Array, y: Array,

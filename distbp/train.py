@@ -8,25 +8,26 @@
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
-import traceback
+from itertools import islice
+from pathlib import Path
 
 import distbp
-from distbp import datasets
+from distbp import checkpoint, datasets, trainstate
 from distbp.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.config import parse_args
 from distbp.data import Dataset, GlobalBatchSampler
 from distbp.errors import CollectiveError, ConfigError, check
+from distbp.faults import Preemption, inject_fault
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
 from distbp.progress import Progress
 from distbp.threads import auto_threads, set_blas_threads
 
 ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
                      "tanh": distbp.Tanh, "sigmoid": distbp.Sigmoid}
-FAULT_ENV = "DISTBP_FAULT_INJECT"  # "RANK:STEP": that rank raises at that global step
+PREEMPTED = 75  # exit code after SIGTERM: checkpoint written, run again with --resume
 
 
 def build_model(args: argparse.Namespace, dataset: Dataset) -> distbp.Sequential:
@@ -58,13 +59,6 @@ def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
     return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
 
 
-def inject_fault(rank: int, step: int) -> None:
-    """Fault injection for tests: DISTBP_FAULT_INJECT=RANK:STEP raises there."""
-    target = os.environ.get(FAULT_ENV)
-    if target and target == f"{rank}:{step}":
-        raise RuntimeError(f"fault injected by {FAULT_ENV}={target} at step {step}")
-
-
 def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     """Everything before the loop; a bad input on any rank is raised on all ranks."""
     dataset = datasets.load(args.dataset, args.data_dir, args.dtype)
@@ -77,8 +71,8 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     optimizer = build_optimizer(args, model)
     trainer = DataParallel(model, optimizer, distbp.SoftmaxCrossEntropy(), comm,
                            args.micro_batch_size)
-    if args.metrics and comm.is_root:
-        open(args.metrics, "w").close()  # fail now, not after an hour of training
+    if args.metrics and comm.is_root:  # fail now, not after an hour of training
+        open(args.metrics, "a" if args.resume else "w").close()
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)
@@ -91,38 +85,86 @@ def fingerprint(args, run) -> dict:
             "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size}
 
 
-def train(args: argparse.Namespace, comm: SerialComm) -> dict:
-    """The training loop: forward -> backward -> Allreduce -> step -> (rank 0) log."""
+def train(args: argparse.Namespace, comm: SerialComm) -> int:
+    """Set up, agree, restore, then epochs of the loop; returns the exit code."""
     blas = set_blas_threads(args.blas_threads or auto_threads(comm.local_size))
     run = comm.run_agreed(lambda: setup(args, comm))
     data, model, trainer, optimizer = run["dataset"], run["model"], run["trainer"], run["optimizer"]
     trainer.broadcast_parameters()
-    check_same_everywhere(comm, fingerprint(args, run))
-    log = Progress(comm.is_root, args.quiet, args.metrics, run["sampler"].steps_per_epoch,
-                   args.epochs)
+    run["fingerprint"] = fingerprint(args, run)
+    check_same_everywhere(comm, run["fingerprint"])
+    position = trainstate.restore(comm, resume_path(args), model, optimizer,
+                                  run["fingerprint"]) or trainstate.Position()
+    log = run["log"] = Progress(comm.is_root, args.quiet, args.metrics,
+                                run["sampler"].steps_per_epoch, args.epochs)
     log.start(f"{comm.size} rank(s) on {comm.nodes} node(s), MPI: {comm.library}; "
               f"BLAS: {blas}; {model!r}, {model.num_parameters} parameters; dataset "
-              f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}")
-    step, started = 0, time.perf_counter()
-    for epoch in range(args.epochs):
-        epoch_start, loss_sum, seen = time.perf_counter(), 0.0, 0
-        for indices, global_count in run["sampler"].local_batches(epoch, comm.rank, comm.size):
-            optimizer.lr = run["schedule"](step)
-            inject_fault(comm.rank, step)
-            loss = trainer.step(data.x_train[indices], data.y_train[indices], global_count)
-            loss_sum, seen, step = loss_sum + loss * global_count, seen + global_count, step + 1
-            log.batch(loss)
-        train_time = time.perf_counter() - epoch_start
-        test = evaluate(model, trainer.loss, data.x_test, data.y_test, comm)
-        log.epoch({"event": "epoch", "epoch": epoch + 1, "step": step, "lr": optimizer.lr,
-                   "train_loss": loss_sum / seen, "test_loss": test["loss"],
-                   "test_accuracy": test["accuracy"], "samples_per_s": seen / train_time,
-                   "epoch_time": time.perf_counter() - epoch_start,
-                   "wall_time": time.perf_counter() - started, "ranks": comm.size})
-    peak_rss = comm.allgather(peak_rss_mb())
-    return log.finish({"event": "summary", "test_correct": test["correct"],
-                       "test_count": test["count"], "peak_rss_mb": peak_rss,
-                       "config": vars(args)})
+              f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}"
+              + (f"; resumed at step {position.step}" if position.step else ""))
+    comm.watch_stalls(args.stall_timeout)
+    started = time.perf_counter()
+    with Preemption() as preemption:
+        while position.epoch < args.epochs:
+            epoch_start = time.perf_counter()
+            stopped, examples = train_epoch(args, comm, run, position, preemption)
+            if stopped:
+                path = save_checkpoint(args, comm, run, position)
+                log.say(f"preempted (SIGTERM): stopped after step {position.step}; checkpoint "
+                        f"{path}; continue with --resume")
+                return PREEMPTED
+            train_time = time.perf_counter() - epoch_start
+            test = evaluate(model, trainer.loss, data.x_test, data.y_test, comm)
+            log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
+                       "lr": optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
+                       "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                       "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
+                       "epoch_time": time.perf_counter() - epoch_start,
+                       "wall_time": time.perf_counter() - started, "ranks": comm.size})
+            position.next_epoch()
+            if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
+                save_checkpoint(args, comm, run, position)
+    save_checkpoint(args, comm, run, position)
+    log.finish({"event": "summary", "test_correct": test["correct"], "test_count": test["count"],
+                "peak_rss_mb": comm.allgather(peak_rss_mb()), "config": vars(args)})
+    return 0
+
+
+def train_epoch(args, comm, run, position, preemption) -> tuple[bool, int]:
+    """The loop: forward -> backward -> Allreduce -> update. Returns (stopped, examples)."""
+    data, trainer, optimizer = run["dataset"], run["trainer"], run["optimizer"]
+    batches = run["sampler"].local_batches(position.epoch, comm.rank, comm.size)
+    examples = 0
+    for indices, global_count in islice(batches, position.step_in_epoch, None):  # resume mid-epoch
+        optimizer.lr = run["schedule"](position.step)
+        comm.set_context(f"step {position.step}")
+        x = inject_fault(comm.rank, position.step, data.x_train[indices])
+        result = trainer.step(x, data.y_train[indices], global_count, preemption.requested)
+        if result.nonfinite and args.on_nonfinite == "stop":
+            raise CollectiveError(f"non-finite loss or gradient at step {position.step} (epoch "
+                                  f"{position.epoch + 1}); stopped before updating, checkpoints "
+                                  "are intact (--on-nonfinite skip skips such steps)")
+        position.advance(result.loss, global_count, result.nonfinite)
+        examples += global_count
+        run["log"].batch(result.loss)
+        if result.stop:
+            return True, examples
+        if args.checkpoint_steps and position.step % args.checkpoint_steps == 0:
+            save_checkpoint(args, comm, run, position)
+    return False, examples
+
+
+def resume_path(args: argparse.Namespace) -> Path | None:
+    if args.resume is None:
+        return None
+    return checkpoint.latest(args.checkpoint_dir) if args.resume == "latest" else Path(args.resume)
+
+
+def save_checkpoint(args, comm, run, position) -> Path | None:
+    """Rank 0 writes; the other ranks go on."""
+    if not (args.checkpoint_dir and comm.is_root):
+        return None
+    return trainstate.save(args.checkpoint_dir, position, run["model"], run["optimizer"],
+                           run["fingerprint"], args.keep_checkpoints)
 
 
 def peak_rss_mb() -> float:
@@ -139,13 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"distbp.train: error: {exc}", file=sys.stderr)
         return 2
     try:
-        train(args, comm)
+        return train(args, comm)
     except CollectiveError as exc:  # raised on every rank together: no abort needed
         print0(comm, f"distbp.train: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # this rank alone, maybe: end every rank now
-        if not isinstance(exc, ConfigError):
-            traceback.print_exc()
         fail(comm, exc)
     return 0
 

@@ -35,7 +35,7 @@ def distributed_gradient(model, x, y, comm, micro_batch_size=None):
     start, stop = shard_range(len(x), comm.rank, comm.size)
     trainer.local_gradient(x[start:stop], y[start:stop], len(x))
     comm.Allreduce(trainer.sync_buffer)
-    return model.flat_grads.copy(), float(trainer.sync_buffer[-1])
+    return model.flat_grads.copy(), float(trainer.stats[0])
 
 
 @pytest.mark.parametrize("global_batch", ["divisible", 37, 3])

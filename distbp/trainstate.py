@@ -1,0 +1,88 @@
+"""Where training is (step, epoch, position in the epoch, running sums), and saving it
+to or restoring it from a checkpoint, broadcast from rank 0 to every rank."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distbp import checkpoint
+from distbp.comm import SerialComm
+from distbp.errors import check
+from distbp.model import Sequential
+from distbp.optim import Optimizer
+
+
+@dataclass
+class Position:
+    step: int = 0  # global steps done
+    epoch: int = 0  # current epoch (from 0)
+    step_in_epoch: int = 0  # steps of the current epoch done
+    loss_sum: float = 0.0  # this epoch's sum of batch-mean losses x batch sizes
+    seen: int = 0  # this epoch's examples
+    skipped: int = 0  # steps skipped for non-finite values, whole run
+
+    def advance(self, loss: float, count: int, skipped: bool) -> None:
+        self.step += 1
+        self.step_in_epoch += 1
+        self.skipped += skipped
+        if not skipped:
+            self.loss_sum += loss * count
+            self.seen += count
+
+    def next_epoch(self) -> None:
+        self.epoch, self.step_in_epoch, self.loss_sum, self.seen = self.epoch + 1, 0, 0.0, 0
+
+
+def differences(reference: dict, other: dict, names: tuple[str, str]) -> list[str]:
+    """Fields that differ, as "'key' is A on NAME0 but B on NAME1"."""
+    return [f"'{key}' is {reference.get(key)} on {names[0]} but {other.get(key)} on {names[1]}"
+            for key in sorted(set(reference) | set(other)) if reference.get(key) != other.get(key)]
+
+
+def describe(fingerprint: dict) -> dict[str, str]:
+    return {key: repr(value) for key, value in fingerprint.items()}
+
+
+def save(directory: str, position: Position, model: Sequential, optimizer: Optimizer,
+         fingerprint: dict, keep: int) -> Path:
+    arrays = {"params": model.flat_params, "opt_steps": np.array(optimizer.steps),
+              "position": checkpoint.encode(asdict(position)),
+              "fingerprint": checkpoint.encode(describe(fingerprint))}
+    arrays.update({f"opt.{name}": value for name, value in optimizer.state().items()})
+    return checkpoint.save(directory, position.step, arrays, keep)
+
+
+def read(path: Path, model: Sequential, optimizer: Optimizer, fingerprint: dict) -> dict:
+    arrays = checkpoint.load(path)
+    saved = checkpoint.decode(arrays["fingerprint"])
+    problems = differences(saved, describe(fingerprint), ("the checkpoint", "this run"))
+    check(not problems, f"checkpoint {path} is from a different run: " + "; ".join(problems))
+    expected = {"params": model.flat_params, **{f"opt.{k}": v for k, v in
+                                                optimizer.state().items()}}
+    for key, target in expected.items():
+        check(key in arrays and arrays[key].shape == target.shape
+              and arrays[key].dtype == target.dtype,
+              f"checkpoint {path}: '{key}' does not fit this model and optimizer")
+    return arrays
+
+
+def restore(comm: SerialComm, path: Path | None, model: Sequential, optimizer: Optimizer,
+            fingerprint: dict) -> Position | None:
+    """Rank 0 reads and checks `path`; every rank receives its state. None: no path."""
+    if path is None:
+        return None
+    arrays = comm.run_agreed(lambda: read(path, model, optimizer, fingerprint)
+                             if comm.is_root else None)
+    meta = comm.bcast({"position": checkpoint.decode(arrays["position"]),
+                       "opt_steps": int(arrays["opt_steps"])} if comm.is_root else None)
+    targets = {"params": model.flat_params,
+               **{f"opt.{k}": v for k, v in optimizer.state().items()}}
+    for key, target in targets.items():
+        if comm.is_root:
+            target[...] = arrays[key]
+        comm.Bcast(target)
+    optimizer.steps = meta["opt_steps"]
+    return Position(**meta["position"])
