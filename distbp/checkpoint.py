@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from distbp.errors import ConfigError, check
+from distbp.faults import kill_if_planned_in_checkpoint
 
 FORMAT = 1
 PATTERN = re.compile(r"^ckpt-(\d{9})\.npz$")
@@ -38,6 +39,8 @@ def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
     """Write ckpt-<step>.npz atomically; delete all but the newest `keep`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".ckpt-*.npz.tmp*"):  # left by a writer that was killed
+        stale.unlink()
     arrays = {**arrays, "format": np.array(FORMAT)}
     arrays["checksum"] = np.array(checksum(arrays))
     target = directory / f"ckpt-{step:09d}.npz"
@@ -47,6 +50,7 @@ def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
+        kill_if_planned_in_checkpoint(0, step)  # fault injection for tests
         os.replace(temporary, target)
     finally:
         with contextlib.suppress(FileNotFoundError):

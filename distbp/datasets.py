@@ -44,7 +44,7 @@ class NormalizedRows:
         return out
 
 
-def pixel_stats(images: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
+def pixel_stats(images: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
     """Exact mean and std of uint8 data from a histogram, in chunks (no big copies)."""
     flat = images.reshape(-1)
     counts = np.zeros(256, dtype=np.int64)

@@ -2,7 +2,8 @@
 
 DISTBP_FAULT_INJECT=RANK:STEP[:KIND] makes that rank misbehave at that global step:
 raise (default), nan (NaN in its input rows), hang (sleep), kill (SIGKILL itself),
-sigterm (SIGTERM itself, as Slurm does before a preemption).
+sigterm (SIGTERM itself, as Slurm does before a preemption), kill-in-checkpoint (SIGKILL
+itself in the middle of writing the checkpoint of that step).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import numpy as np
 
 FAULT_ENV = "DISTBP_FAULT_INJECT"
-KINDS = ("raise", "nan", "hang", "kill", "sigterm")
+KINDS = ("raise", "nan", "hang", "kill", "sigterm", "kill-in-checkpoint")
 
 
 class Preemption:
@@ -59,3 +60,9 @@ def inject_fault(rank: int, step: int, x: np.ndarray) -> np.ndarray:
     elif kind == "sigterm":
         os.kill(os.getpid(), signal.SIGTERM)
     return x
+
+
+def kill_if_planned_in_checkpoint(rank: int, step: int) -> None:
+    """Called by the checkpoint writer after the data is written, before the rename."""
+    if planned_fault(rank, step) == "kill-in-checkpoint":
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -10,11 +10,13 @@ import sys
 
 
 class Progress:
-    def __init__(self, is_root: bool, quiet: bool, metrics_path: str | None,
+    def __init__(self, is_root: bool, quiet: bool, metrics_path: str | None, append: bool,
                  steps_per_epoch: int, epochs: int) -> None:
         self.active = is_root
         self.quiet = quiet
         self.metrics_path = metrics_path if is_root else None
+        if self.metrics_path:  # fail now, not after an hour of training
+            open(self.metrics_path, "a" if append else "w").close()
         self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.bar = None
         self.last: dict = {}

@@ -71,8 +71,6 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     optimizer = build_optimizer(args, model)
     trainer = DataParallel(model, optimizer, distbp.SoftmaxCrossEntropy(), comm,
                            args.micro_batch_size)
-    if args.metrics and comm.is_root:  # fail now, not after an hour of training
-        open(args.metrics, "a" if args.resume else "w").close()
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)
@@ -95,7 +93,7 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
     check_same_everywhere(comm, run["fingerprint"])
     position = trainstate.restore(comm, resume_path(args), model, optimizer,
                                   run["fingerprint"]) or trainstate.Position()
-    log = run["log"] = Progress(comm.is_root, args.quiet, args.metrics,
+    log = run["log"] = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
                                 run["sampler"].steps_per_epoch, args.epochs)
     log.start(f"{comm.size} rank(s) on {comm.nodes} node(s), MPI: {comm.library}; "
               f"BLAS: {blas}; {model!r}, {model.num_parameters} parameters; dataset "
@@ -125,7 +123,7 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
                 save_checkpoint(args, comm, run, position)
     save_checkpoint(args, comm, run, position)
     log.finish({"event": "summary", "test_correct": test["correct"], "test_count": test["count"],
-                "peak_rss_mb": comm.allgather(peak_rss_mb()), "config": vars(args)})
+                **memory_report(comm), "config": vars(args)})
     return 0
 
 
@@ -167,9 +165,23 @@ def save_checkpoint(args, comm, run, position) -> Path | None:
                            run["fingerprint"], args.keep_checkpoints)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size (Linux reports kilobytes)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def memory_report(comm: SerialComm) -> dict[str, list[float]]:
+    """Per rank: peak resident set size, and private (anonymous) memory now, in MB.
+
+    Resident memory includes the memory-mapped dataset pages, which the ranks of a
+    node share through the page cache; private memory is each rank's own.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    private = float("nan")
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    private = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    ranks = comm.allgather((round(peak, 1), round(private, 1)))
+    return {"peak_rss_mb": [p for p, _ in ranks], "private_mb": [q for _, q in ranks]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,5 +39,6 @@ class Watchdog:
                              f"{operation} at {self.context} (--stall-timeout "
                              f"{self.timeout:g}s): another rank is stuck or dead; aborting the "
                              "job\n").encode())
+                time.sleep(1.0)  # the other waiting ranks report too before the abort
                 self.abort(3)
                 return
