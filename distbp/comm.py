@@ -25,12 +25,14 @@ T = TypeVar("T")
 
 # Set by the process managers we know of (MPICH hydra, PMI-1/2 via srun, PMIx, Open MPI).
 LAUNCHER_RANK_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+PRINTING_RANK_VARS = (*LAUNCHER_RANK_VARS, "SLURM_PROCID")
 LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 
 def launcher_rank() -> int:
-    """This process's rank as the launcher announced it (0 if not launched by one)."""
-    for name in LAUNCHER_RANK_VARS:
+    """This process's rank as the launcher announced it (0 if not launched by one);
+    decides who prints errors found before MPI starts."""
+    for name in PRINTING_RANK_VARS:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 0

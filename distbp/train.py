@@ -21,6 +21,7 @@ from distbp.config import parse_args
 from distbp.data import Dataset, GlobalBatchSampler
 from distbp.errors import CollectiveError, ConfigError, check
 from distbp.faults import Preemption, inject_fault
+from distbp.launch import check_launch, slurm_description
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
 from distbp.progress import Progress
 from distbp.threads import auto_threads, set_blas_threads
@@ -95,7 +96,9 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
                                   run["fingerprint"]) or trainstate.Position()
     log = run["log"] = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
                                 run["sampler"].steps_per_epoch, args.epochs)
-    log.start(f"{comm.size} rank(s) on {comm.nodes} node(s), MPI: {comm.library}; "
+    slurm = slurm_description()
+    log.start(f"{comm.size} rank(s) on {comm.nodes} node(s){', ' + slurm if slurm else ''}, "
+              f"MPI: {comm.library}; "
               f"BLAS: {blas}; {model!r}, {model.num_parameters} parameters; dataset "
               f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}"
               + (f"; resumed at step {position.step}" if position.step else ""))
@@ -188,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         comm = world()
+        check_launch(comm.size)
     except ConfigError as exc:  # identical on every rank: each exits, rank 0 says why
         if launcher_rank() == 0:
             print(f"distbp.train: error: {exc}", file=sys.stderr)
