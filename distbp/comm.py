@@ -66,8 +66,8 @@ class SerialComm:
     def is_root(self) -> bool:
         return self.rank == 0
 
-    def Allreduce(self, buffer: np.ndarray) -> None:  # noqa: N802 - MPI verb
-        """Sum `buffer` over ranks, in place."""
+    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802 - MPI verb
+        """Reduce `buffer` over ranks in place: op "sum" or "max"."""
 
     def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
         """Overwrite `buffer` with root's."""
@@ -118,9 +118,10 @@ class MPIComm(SerialComm):
         self.nodes = len(set(self.allgather(socket.gethostname())))
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
-    def Allreduce(self, buffer: np.ndarray) -> None:  # noqa: N802
+    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
         with self.waiting("Allreduce"):
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
+                                op=self.MPI.MAX if op == "max" else self.MPI.SUM)
 
     def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
         with self.waiting("Bcast"):

@@ -55,6 +55,11 @@ def build_parser() -> Parser:
     add("--lr-scaling", default="none", choices=("none", "linear"),
         help="linear: lr x batch-size / base-batch-size (Goyal et al. 2017)")
     add("--base-batch-size", type=int, default=256)
+    add("--exact", action="store_true",
+        help="bitwise-identical results at any rank count (fixed micro-shards, integer "
+             "Allreduce, one BLAS thread per rank)")
+    add("--exact-shard-size", type=int, default=64,
+        help="exact mode: rows per micro-shard (ranks take whole micro-shards)")
     add("--seed", type=int, default=0)
     add("--dtype", default="float32", choices=("float32", "float64"))
     add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
@@ -156,6 +161,10 @@ def validate(args: argparse.Namespace) -> None:
           "--resume without a path needs --checkpoint-dir")
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
     check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
+    check(args.exact_shard_size > 0, f"--exact-shard-size must be > 0, got {args.exact_shard_size}")
+    check(not (args.exact and args.micro_batch_size),
+          "--micro-batch-size does not combine with --exact (its micro-shards, "
+          "--exact-shard-size, already bound the memory)")
     if args.metrics:
         parent = Path(args.metrics).resolve().parent
         check(parent.is_dir(), f"--metrics: directory {parent} does not exist")

@@ -46,13 +46,21 @@ class GlobalBatchSampler:
     def permutation(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
-    def local_batches(self, epoch: int, rank: int = 0,
-                      size: int = 1) -> Iterator[tuple[np.ndarray, int]]:
-        """(this rank's indices, global batch size) for each step of `epoch`."""
+    def local_batches(self, epoch: int, rank: int = 0, size: int = 1,
+                      shard_size: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """(this rank's indices, global batch size) for each step of `epoch`.
+
+        With shard_size, each global batch is cut into micro-shards of that many rows
+        (the last may be shorter) and every rank gets whole, consecutive micro-shards.
+        """
         order = self.permutation(epoch)
         for step in range(self.steps_per_epoch):
             batch = order[step * self.batch_size:(step + 1) * self.batch_size]
-            start, stop = shard_range(len(batch), rank, size)
+            if shard_size:
+                first, last = shard_range(-(-len(batch) // shard_size), rank, size)
+                start, stop = first * shard_size, min(last * shard_size, len(batch))
+            else:
+                start, stop = shard_range(len(batch), rank, size)
             yield batch[start:stop], len(batch)
 
 

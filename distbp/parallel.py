@@ -51,6 +51,13 @@ class DataParallel:
         self.stats = self.sync_buffer[size:]  # [loss sum / global count, nonfinite, stop]
         model.use_grad_buffer(self.sync_buffer[:size])
 
+    def state(self) -> dict[str, Array]:
+        """Arrays a checkpoint must keep besides parameters and optimizer state."""
+        return {}
+
+    def load_state(self, arrays: dict[str, Array]) -> None:
+        """Restore what state() returned."""
+
     def broadcast_parameters(self, root: int = 0) -> None:
         """Every rank starts from root's parameters."""
         self.comm.Bcast(self.model.flat_params, root=root)

@@ -20,6 +20,7 @@ from distbp.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.config import parse_args
 from distbp.data import Dataset, GlobalBatchSampler
 from distbp.errors import CollectiveError, ConfigError, check
+from distbp.exact import ExactDataParallel, evaluate_exact
 from distbp.faults import Preemption, inject_fault
 from distbp.launch import check_launch, slurm_description
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
@@ -70,8 +71,9 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
-    trainer = DataParallel(model, optimizer, distbp.SoftmaxCrossEntropy(), comm,
-                           args.micro_batch_size)
+    loss = distbp.SoftmaxCrossEntropy()
+    trainer = (ExactDataParallel(model, optimizer, loss, comm, args.exact_shard_size)
+               if args.exact else DataParallel(model, optimizer, loss, comm, args.micro_batch_size))
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)
@@ -81,18 +83,21 @@ def fingerprint(args, run) -> dict:
     return {"model": run["model"].describe(), "seed": args.seed, "batch_size": run["batch"],
             "dataset": run["dataset"].shapes(), "optimizer": run["optimizer"].settings(),
             "schedule": (args.schedule, args.epochs, args.warmup_epochs, args.lr_scaling),
-            "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size}
+            "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size,
+            "exact": (args.exact, args.exact_shard_size if args.exact else None)}
 
 
 def train(args: argparse.Namespace, comm: SerialComm) -> int:
     """Set up, agree, restore, then epochs of the loop; returns the exit code."""
-    blas = set_blas_threads(args.blas_threads or auto_threads(comm.local_size))
+    # exact mode: one BLAS thread, so a micro-shard's bits never depend on the rank count
+    threads = args.blas_threads or (1 if args.exact else auto_threads(comm.local_size))
+    blas = set_blas_threads(threads)
     run = comm.run_agreed(lambda: setup(args, comm))
     data, model, trainer, optimizer = run["dataset"], run["model"], run["trainer"], run["optimizer"]
     trainer.broadcast_parameters()
     run["fingerprint"] = fingerprint(args, run)
     check_same_everywhere(comm, run["fingerprint"])
-    position = trainstate.restore(comm, resume_path(args), model, optimizer,
+    position = trainstate.restore(comm, resume_path(args), trainer,
                                   run["fingerprint"]) or trainstate.Position()
     log = run["log"] = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
                                 run["sampler"].steps_per_epoch, args.epochs)
@@ -114,7 +119,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
                         f"{path}; continue with --resume")
                 return PREEMPTED
             train_time = time.perf_counter() - epoch_start
-            test = evaluate(model, trainer.loss, data.x_test, data.y_test, comm)
+            test = (evaluate_exact if args.exact else evaluate)(model, trainer.loss, data.x_test,
+                                                                data.y_test, comm)
             log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
                        "lr": optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
                        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
@@ -133,7 +139,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
 def train_epoch(args, comm, run, position, preemption) -> tuple[bool, int]:
     """The loop: forward -> backward -> Allreduce -> update. Returns (stopped, examples)."""
     data, trainer, optimizer = run["dataset"], run["trainer"], run["optimizer"]
-    batches = run["sampler"].local_batches(position.epoch, comm.rank, comm.size)
+    batches = run["sampler"].local_batches(position.epoch, comm.rank, comm.size,
+                                           args.exact_shard_size if args.exact else None)
     examples = 0
     for indices, global_count in islice(batches, position.step_in_epoch, None):  # resume mid-epoch
         optimizer.lr = run["schedule"](position.step)
@@ -164,8 +171,8 @@ def save_checkpoint(args, comm, run, position) -> Path | None:
     """Rank 0 writes; the other ranks go on."""
     if not (args.checkpoint_dir and comm.is_root):
         return None
-    return trainstate.save(args.checkpoint_dir, position, run["model"], run["optimizer"],
-                           run["fingerprint"], args.keep_checkpoints)
+    return trainstate.save(args.checkpoint_dir, position, run["trainer"], run["fingerprint"],
+                           args.keep_checkpoints)
 
 
 def memory_report(comm: SerialComm) -> dict[str, list[float]]:

@@ -13,6 +13,7 @@ from distbp.comm import SerialComm
 from distbp.errors import check
 from distbp.model import Sequential
 from distbp.optim import Optimizer
+from distbp.parallel import DataParallel
 
 
 @dataclass
@@ -46,12 +47,14 @@ def describe(fingerprint: dict) -> dict[str, str]:
     return {key: repr(value) for key, value in fingerprint.items()}
 
 
-def save(directory: str, position: Position, model: Sequential, optimizer: Optimizer,
-         fingerprint: dict, keep: int) -> Path:
+def save(directory: str, position: Position, trainer: DataParallel, fingerprint: dict,
+         keep: int) -> Path:
+    model, optimizer = trainer.model, trainer.optimizer
     arrays = {"params": model.flat_params, "opt_steps": np.array(optimizer.steps),
               "position": checkpoint.encode(asdict(position)),
               "fingerprint": checkpoint.encode(describe(fingerprint))}
     arrays.update({f"opt.{name}": value for name, value in optimizer.state().items()})
+    arrays.update({f"trainer.{name}": value for name, value in trainer.state().items()})
     return checkpoint.save(directory, position.step, arrays, keep)
 
 
@@ -69,15 +72,19 @@ def read(path: Path, model: Sequential, optimizer: Optimizer, fingerprint: dict)
     return arrays
 
 
-def restore(comm: SerialComm, path: Path | None, model: Sequential, optimizer: Optimizer,
+def restore(comm: SerialComm, path: Path | None, trainer: DataParallel,
             fingerprint: dict) -> Position | None:
     """Rank 0 reads and checks `path`; every rank receives its state. None: no path."""
     if path is None:
         return None
+    model, optimizer = trainer.model, trainer.optimizer
     arrays = comm.run_agreed(lambda: read(path, model, optimizer, fingerprint)
                              if comm.is_root else None)
     meta = comm.bcast({"position": checkpoint.decode(arrays["position"]),
-                       "opt_steps": int(arrays["opt_steps"])} if comm.is_root else None)
+                       "opt_steps": int(arrays["opt_steps"]),
+                       "trainer": {key[len("trainer."):]: value for key, value in arrays.items()
+                                   if key.startswith("trainer.")}} if comm.is_root else None)
+    trainer.load_state(meta["trainer"])
     targets = {"params": model.flat_params,
                **{f"opt.{k}": v for k, v in optimizer.state().items()}}
     for key, target in targets.items():

@@ -63,3 +63,19 @@ def test_blas_threads_are_shared_among_local_ranks():
     assert auto_threads(local_ranks=2, cores=2) == 1
     assert auto_threads(local_ranks=2, cores=8) == 4
     assert auto_threads(local_ranks=1, cores=8) == 8
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 6])
+def test_micro_shards_are_whole_and_cover_the_batch(size):
+    sampler = GlobalBatchSampler(100, 45, seed=2)  # batches of 45, 45, 10; shards of 7
+    for step, (indices, count) in enumerate(sampler.local_batches(1)):
+        pieces = [list(sampler.local_batches(1, rank, size, shard_size=7))[step][0]
+                  for rank in range(size)]
+        np.testing.assert_array_equal(np.concatenate(pieces), indices)
+        starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
+        assert all(start % 7 == 0 for start, piece in zip(starts, pieces, strict=True)
+                   if len(piece))  # every rank with rows starts on a shard edge
+        shards = -(-count // 7)
+        assert [len(p) for p in pieces if len(p)] == [
+            min(stop * 7, count) - start * 7 for start, stop in
+            (shard_range(shards, r, size) for r in range(size)) if stop > start]

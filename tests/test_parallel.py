@@ -15,6 +15,7 @@ import distbp
 from distbp.comm import SerialComm, world
 from distbp.data import GlobalBatchSampler, shard_range
 from distbp.errors import CollectiveError
+from distbp.exact import ExactDataParallel
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
 
 LOSS = distbp.SoftmaxCrossEntropy()
@@ -115,3 +116,27 @@ def test_broadcast_gives_every_rank_root_parameters(comm):
     trainer = DataParallel(model, distbp.SGD(model, lr=0.1), LOSS, comm)
     trainer.broadcast_parameters()
     np.testing.assert_array_equal(model.flat_params, mlp([4, 5, 2], seed=100).flat_params)
+
+
+def exact_fit(comm, batches):
+    """Exact-mode steps on the given (x, y) global batches; returns trainer, params."""
+    model = mlp([5, 16, 3], distbp.Tanh, seed=4, dtype=np.float32)
+    trainer = ExactDataParallel(model, distbp.Adam(model, lr=0.01), LOSS, comm, shard_size=7)
+    trainer.broadcast_parameters()
+    for x, y in batches:
+        rows = next(GlobalBatchSampler(len(x), len(x), seed=0).local_batches(
+            0, comm.rank, comm.size, shard_size=7))[0]  # whole micro-shards of the batch
+        trainer.step(x[rows], y[rows], len(x))
+    return trainer, model.flat_params.copy()
+
+
+def test_exact_mode_redoes_an_overflowing_step_and_stays_identical(comm):
+    small, large = problem(seed=1, count=45), problem(seed=2, count=45)
+    # a gradient 1e7 times larger than the step before overflows the previous scale
+    batches = [(small[0] * 1e-4, small[1]), (large[0] * 1e3, large[1]), small]
+    trainer, params = exact_fit(comm, batches)
+    serial_trainer, serial_params = exact_fit(SerialComm(), batches)
+    assert trainer.redone_steps == serial_trainer.redone_steps >= 1
+    assert hashlib.sha256(params.tobytes()).digest() == \
+        hashlib.sha256(serial_params.tobytes()).digest()
+    assert all(theirs == params.tobytes() for theirs in comm.allgather(params.tobytes()))
