@@ -45,7 +45,7 @@ def launched_under_mpi() -> bool:
 class SerialComm:
     """Size-1 communicator: every collective is the identity."""
 
-    rank, size, local_size, nodes = 0, 1, 1, 1
+    rank, size, local_rank, local_size, nodes = 0, 1, 0, 1, 1
     library = "none (serial)"
     watchdog: Watchdog | None = None
 
@@ -81,6 +81,14 @@ class SerialComm:
     def Barrier(self) -> None:  # noqa: N802
         pass
 
+    def node_barrier(self) -> None:
+        """Barrier among the ranks of this node."""
+
+    def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
+        """Arrays in memory shared by this node's ranks: one of `count` elements per
+        local rank (index = local rank), or with `single` one array for all of them."""
+        return [np.zeros(count, dtype=dtype)]
+
     def Abort(self, code: int = 1) -> None:  # noqa: N802
         os._exit(code)
 
@@ -112,9 +120,9 @@ class MPIComm(SerialComm):
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        self.local_size = local.Get_size()
-        local.Free()
+        self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = self.node.Get_rank(), self.node.Get_size()
+        self.windows: list[Any] = []  # shared-memory windows, kept alive with this object
         self.nodes = len(set(self.allgather(socket.gethostname())))
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
@@ -141,6 +149,22 @@ class MPIComm(SerialComm):
 
     def Abort(self, code: int = 1) -> None:  # noqa: N802
         self.comm.Abort(code)
+
+    def node_barrier(self) -> None:
+        with self.waiting("node Barrier"):
+            self.node.Barrier()
+
+    def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
+        itemsize = np.dtype(dtype).itemsize
+        mine = 0 if single and self.local_rank else count * itemsize
+        window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)
+        self.windows.append(window)
+        owners = [0] if single else range(self.local_size)
+        arrays = []
+        for owner in owners:
+            memory, _ = window.Shared_query(owner)
+            arrays.append(np.frombuffer(memory, dtype=dtype, count=count))
+        return arrays
 
 
 def world() -> SerialComm:

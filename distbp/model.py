@@ -73,15 +73,27 @@ class Sequential:
         for index, layer in enumerate(self.layers):
             layer.bind(self._views(self.flat_params, index), self._views(self.flat_grads, index))
 
-    def use_grad_buffer(self, buffer: Array) -> None:
-        """Make `buffer` (1-D, same size and dtype) the gradient buffer, keeping values."""
-        check(buffer.shape == self.flat_grads.shape and buffer.dtype == self.dtype
-              and buffer.flags.c_contiguous,
-              f"gradient buffer must be contiguous {self.dtype} of shape "
-              f"{self.flat_grads.shape}, got {buffer.dtype} {buffer.shape}")
-        buffer[...] = self.flat_grads
+    def use_grad_buffer(self, buffer: Array, copy: bool = True) -> None:
+        """Make `buffer` (1-D, same size and dtype) the gradient buffer."""
+        self._check_buffer(buffer)
+        if copy:
+            buffer[...] = self.flat_grads
         self.flat_grads = buffer
         self._bind()
+
+    def use_param_buffer(self, buffer: Array, copy: bool = True) -> None:
+        """Make `buffer` the parameter buffer (e.g. one copy shared by a node's ranks)."""
+        self._check_buffer(buffer)
+        if copy:
+            buffer[...] = self.flat_params
+        self.flat_params = buffer
+        self._bind()
+
+    def _check_buffer(self, buffer: Array) -> None:
+        check(buffer.shape == self.flat_params.shape and buffer.dtype == self.dtype
+              and buffer.flags.c_contiguous,
+              f"buffer must be contiguous {self.dtype} of shape {self.flat_params.shape}, "
+              f"got {buffer.dtype} {buffer.shape}")
 
     @property
     def num_parameters(self) -> int:

@@ -1,6 +1,7 @@
 """Optimizers over the flat buffers: each step is a few vectorised lines.
 
-Update rules follow torch.optim's documented SGD (dampening 0), Adam and AdamW.
+Update rules follow torch.optim's documented SGD (dampening 0), Adam and AdamW. A step
+may cover one contiguous part of the buffers (ranks sharing memory each update theirs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy as np
 from distbp.errors import check
 from distbp.model import Sequential
 
+WHOLE = slice(None)
+
 
 def check_nonnegative(owner: str, **values: float) -> None:
     for name, value in values.items():
@@ -20,13 +23,14 @@ def check_nonnegative(owner: str, **values: float) -> None:
 
 
 class Optimizer:
-    """Base: holds the model, the learning rate and a scratch buffer."""
+    """Base: the model, the learning rate, state buffers (named arrays) and a scratch."""
 
     def __init__(self, model: Sequential, lr: float) -> None:
         check_nonnegative(type(self).__name__, lr=lr)
         self.model = model
         self.lr = float(lr)
         self.steps = 0
+        self.buffers: dict[str, np.ndarray] = {}  # state, laid out like the parameters
         self.scratch = np.empty_like(model.flat_params)
 
     def settings(self) -> dict[str, object]:
@@ -35,10 +39,27 @@ class Optimizer:
                 if isinstance(value, (int, float, bool)) and key != "steps"}
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays of optimizer state (for checkpoints and comparisons)."""
-        return {}
+        """Arrays of optimizer state (for checkpoints and shared memory)."""
+        return self.buffers
 
-    def step(self) -> None:
+    def use_state_buffer(self, name: str, buffer: np.ndarray, copy: bool = True) -> None:
+        """Keep state `name` in `buffer` (same shape and dtype), e.g. shared memory."""
+        check(buffer.shape == self.buffers[name].shape and buffer.dtype == self.buffers[name].dtype,
+              f"state buffer {name} must be {self.buffers[name].dtype} "
+              f"{self.buffers[name].shape}")
+        if copy:
+            buffer[...] = self.buffers[name]
+        self.buffers[name] = buffer
+
+    def step(self, part: slice = WHOLE, grad: np.ndarray | None = None) -> None:
+        """Update the parameters in `part` (all by default) from the gradients (or from
+        `grad`, laid out like that part)."""
+        grad = self.model.flat_grads[part] if grad is None else grad
+        self.update(self.model.flat_params[part], grad, self.scratch[part],
+                    {k: v[part] for k, v in self.buffers.items()})
+        self.steps += 1
+
+    def update(self, params, grad, scratch, state) -> None:
         raise NotImplementedError
 
 
@@ -52,27 +73,24 @@ class SGD(Optimizer):
         check(not nesterov or momentum > 0, "SGD: nesterov needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
-        self.buf = np.zeros_like(model.flat_params) if momentum else None
+        if momentum:
+            self.buffers["momentum_buffer"] = np.zeros_like(model.flat_params)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {} if self.buf is None else {"momentum_buffer": self.buf}
-
-    def step(self) -> None:
-        params, grad, scratch = self.model.flat_params, self.model.flat_grads, self.scratch
+    def update(self, params, grad, scratch, state) -> None:
         if self.weight_decay:
             np.multiply(params, self.weight_decay, out=scratch)
             scratch += grad
             grad = scratch  # g = grad + wd * p
-        if self.buf is not None:
+        if self.momentum:
+            buf = state["momentum_buffer"]
             if self.steps == 0:
-                self.buf[...] = grad
+                buf[...] = grad
             else:
-                self.buf *= self.momentum
-                self.buf += grad  # buf = momentum * buf + g
-            grad = grad + self.momentum * self.buf if self.nesterov else self.buf
+                buf *= self.momentum
+                buf += grad  # buf = momentum * buf + g
+            grad = grad + self.momentum * buf if self.nesterov else buf
         np.multiply(grad, self.lr, out=scratch)
         params -= scratch
-        self.steps += 1
 
 
 class Adam(Optimizer):
@@ -89,16 +107,11 @@ class Adam(Optimizer):
               f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas!r}")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay = float(eps), float(weight_decay)
-        self.exp_avg = np.zeros_like(model.flat_params)
-        self.exp_avg_sq = np.zeros_like(model.flat_params)
+        self.buffers["exp_avg"] = np.zeros_like(model.flat_params)
+        self.buffers["exp_avg_sq"] = np.zeros_like(model.flat_params)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
-
-    def step(self) -> None:
-        params, grad, scratch = self.model.flat_params, self.model.flat_grads, self.scratch
-        m, v = self.exp_avg, self.exp_avg_sq
-        self.steps += 1
+    def update(self, params, grad, scratch, state) -> None:
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], self.steps + 1
         if self.weight_decay and self.decoupled:
             params *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
@@ -110,8 +123,8 @@ class Adam(Optimizer):
         np.multiply(grad, grad, out=scratch)
         scratch *= 1 - self.beta2
         v += scratch
-        bias_correction1 = 1 - self.beta1 ** self.steps
-        bias_correction2_sqrt = math.sqrt(1 - self.beta2 ** self.steps)
+        bias_correction1 = 1 - self.beta1 ** t
+        bias_correction2_sqrt = math.sqrt(1 - self.beta2 ** t)
         np.sqrt(v, out=scratch)
         scratch /= bias_correction2_sqrt
         scratch += self.eps  # denom

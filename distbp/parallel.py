@@ -62,13 +62,20 @@ class DataParallel:
         """Every rank starts from root's parameters."""
         self.comm.Bcast(self.model.flat_params, root=root)
 
+    def broadcast_state(self) -> None:
+        """Every rank gets rank 0's parameters and optimizer state (after a restore)."""
+        self.comm.Bcast(self.model.flat_params)
+        for buffer in self.optimizer.state().values():
+            self.comm.Bcast(buffer)
+
     def local_gradient(self, x: Array, y: Array, global_count: int) -> None:
         """This rank's share of the gradient and loss sum, scaled by 1/global_count."""
         scale = 1.0 / global_count
         chunk = self.micro_batch_size or max(len(x), 1)
-        self.sync_buffer[...] = 0
+        if len(x) == 0:  # an empty shard contributes zeros (otherwise backward overwrites)
+            self.model.flat_grads[...] = 0
         loss_sum = 0.0
-        for start in range(0, len(x), chunk):  # an empty shard contributes zeros
+        for start in range(0, len(x), chunk):
             loss_sum += self.model.loss_sum_and_backward(
                 x[start:start + chunk], y[start:start + chunk], self.loss, scale,
                 accumulate=start > 0)

@@ -25,6 +25,7 @@ from distbp.faults import Preemption, inject_fault
 from distbp.launch import check_launch, slurm_description
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
 from distbp.progress import Progress
+from distbp.shared import SharedMemoryDataParallel
 from distbp.threads import auto_threads, set_blas_threads
 
 ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
@@ -72,8 +73,12 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
     loss = distbp.SoftmaxCrossEntropy()
-    trainer = (ExactDataParallel(model, optimizer, loss, comm, args.exact_shard_size)
-               if args.exact else DataParallel(model, optimizer, loss, comm, args.micro_batch_size))
+    if args.exact:
+        trainer = ExactDataParallel(model, optimizer, loss, comm, args.exact_shard_size)
+    elif args.reduce == "shared" or (args.reduce == "auto" and comm.size > 1 and comm.nodes == 1):
+        trainer = SharedMemoryDataParallel(model, optimizer, loss, comm, args.micro_batch_size)
+    else:
+        trainer = DataParallel(model, optimizer, loss, comm, args.micro_batch_size)
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)
@@ -84,7 +89,8 @@ def fingerprint(args, run) -> dict:
             "dataset": run["dataset"].shapes(), "optimizer": run["optimizer"].settings(),
             "schedule": (args.schedule, args.epochs, args.warmup_epochs, args.lr_scaling),
             "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size,
-            "exact": (args.exact, args.exact_shard_size if args.exact else None)}
+            "exact": (args.exact, args.exact_shard_size if args.exact else None),
+            "reduce": type(run["trainer"]).__name__}
 
 
 def train(args: argparse.Namespace, comm: SerialComm) -> int:
@@ -105,7 +111,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
     log.start(f"{comm.size} rank(s) on {comm.nodes} node(s){', ' + slurm if slurm else ''}, "
               f"MPI: {comm.library}; "
               f"BLAS: {blas}; {model!r}, {model.num_parameters} parameters; dataset "
-              f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}"
+              f"{data.name} {len(data.x_train)}/{len(data.x_test)}; global batch {run['batch']}; "
+              f"{type(trainer).__name__}"
               + (f"; resumed at step {position.step}" if position.step else ""))
     comm.watch_stalls(args.stall_timeout)
     started = time.perf_counter()

@@ -85,11 +85,10 @@ def restore(comm: SerialComm, path: Path | None, trainer: DataParallel,
                        "trainer": {key[len("trainer."):]: value for key, value in arrays.items()
                                    if key.startswith("trainer.")}} if comm.is_root else None)
     trainer.load_state(meta["trainer"])
-    targets = {"params": model.flat_params,
-               **{f"opt.{k}": v for k, v in optimizer.state().items()}}
-    for key, target in targets.items():
-        if comm.is_root:
-            target[...] = arrays[key]
-        comm.Bcast(target)
+    if comm.is_root:
+        model.flat_params[...] = arrays["params"]
+        for key, buffer in optimizer.state().items():
+            buffer[...] = arrays[f"opt.{key}"]
+    trainer.broadcast_state()
     optimizer.steps = meta["opt_steps"]
     return Position(**meta["position"])

@@ -46,7 +46,15 @@ def run_mpi(ranks: int | list[tuple[int, list[str]]], args: list[str] | None = N
     groups = [(ranks, args or [])] if isinstance(ranks, int) else ranks
     for index, (count, group_args) in enumerate(groups):
         command += ([":"] if index else []) + ["-n", str(count), sys.executable, *group_args]
-    started = time.monotonic()
+    started, before = time.monotonic(), shared_segments()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                             cwd=ROOT, env=clean_env(**env))
-    return result, time.monotonic() - started
+    seconds = time.monotonic() - started
+    if result.returncode != 0:  # killed or aborted ranks cannot remove MPICH's segments
+        for stale in shared_segments() - before:
+            stale.unlink(missing_ok=True)
+    return result, seconds
+
+
+def shared_segments() -> set[Path]:
+    return set(Path("/dev/shm").glob("mpich_shm_*"))

@@ -35,12 +35,13 @@ def test_a_rank_killed_with_sigkill_ends_the_job_quickly(trial):
     assert seconds < 15, f"rank {rank} killed at step {step}: the job took {seconds:.1f}s"
 
 
-def test_a_stalled_collective_is_reported_and_aborts():
-    result, seconds = run_mpi(4, [*SMALL, "--stall-timeout", "2"], timeout=60,
-                              DISTBP_FAULT_INJECT="1:7:hang")
+@pytest.mark.parametrize("reduce,operation", [("allreduce", "Allreduce"),
+                                              ("shared", "node Barrier")])
+def test_a_stalled_collective_is_reported_and_aborts(reduce, operation):
+    result, seconds = run_mpi(4, [*SMALL, "--stall-timeout", "2", "--reduce", reduce],
+                              timeout=60, DISTBP_FAULT_INJECT="1:7:hang")
     assert result.returncode != 0 and seconds < 15
-    assert "stalled" in result.stderr and "in Allreduce at step 7 (--stall-timeout 2s)" \
-        in result.stderr
+    assert f"stalled 2s in {operation} at step 7 (--stall-timeout 2s)" in result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,11 @@ def test_preemptible_job_checkpoints_requeues_and_finishes(cluster, tmp_path):
                            capture_output=True, text=True, timeout=10).stdout.split()
     assert len(shell) == 1, shell
     subprocess.run(["kill", "-TERM", shell[0]], check=True, timeout=10)
-    # Slurm makes a requeued job wait two minutes (its begin time); the test does not
+    # Slurm makes a requeued job wait two minutes (its begin time); the test does not. It
+    # waits a few seconds though: slurmd refuses a credential issued in the same second as
+    # the revocation of the previous run's ("Job credential revoked").
     wait_for(lambda: job_state(env, job) == ("PENDING", 1), 60, "the job to be requeued")
+    time.sleep(3)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
                    check=True, timeout=10)
     deadline = time.monotonic() + 90

@@ -1,0 +1,175 @@
+"""Speed of distbp's training step against the GEMM floor, at 1 and 2 ranks.
+
+    python scripts/bench.py [--models small,medium,wide] [--ranks 1,2] [--json out.json]
+
+For each MLP it launches `mpirun -n R python scripts/bench.py --worker ...`, which times
+steps of the real DataParallel step (synthetic float32 data, SGD with momentum), the
+same GEMMs alone (the floor: forward x@W, backward W-gradient and input-gradient, no
+input-gradient for the first layer), the gradient Allreduce alone, and the time each
+step spends waiting in its Allreduce (exposed communication). Medians and spreads
+over --repeats runs of --steps steps. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset for
+the workers; the BLAS that ran is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODELS = {"small": ([784, 128, 10], 64), "medium": ([784, 1024, 1024, 10], 256),
+          "wide": ([784, 4096, 4096, 10], 128)}
+
+
+def worker(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    import distbp
+    from distbp.comm import world
+    from distbp.parallel import DataParallel
+    from distbp.threads import auto_threads, set_blas_threads
+
+    comm = world()
+    blas = set_blas_threads(args.threads or auto_threads(comm.local_size))
+    sizes, per_rank = MODELS[args.model]
+    layers: list = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [distbp.Dense(fan_in, fan_out), distbp.ReLU()]
+    model = distbp.Sequential(layers[:-1], seed=0)
+    trainer = DataParallel(model, distbp.SGD(model, lr=0.01),
+                           distbp.SoftmaxCrossEntropy(), comm)
+    rng = np.random.default_rng(comm.rank)
+    x = rng.standard_normal((per_rank, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], per_rank)
+    global_count = per_rank * comm.size
+
+    waits: list[float] = []
+    reduce = comm.Allreduce
+
+    def timed_allreduce(buffer, op="sum"):
+        start = time.perf_counter()
+        reduce(buffer, op)
+        waits.append(time.perf_counter() - start)
+
+    comm.Allreduce = timed_allreduce
+    runs = []
+    for repeat in range(args.repeats + 1):  # the first run warms up
+        waits.clear()
+        comm.Barrier()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            trainer.step(x, y, global_count)
+        elapsed = (time.perf_counter() - start) / args.steps
+        if repeat:
+            runs.append((elapsed, sum(waits) / args.steps))
+    comm.Allreduce = reduce
+
+    floor = gemm_floor(model, x, args)
+    allreduce_alone = median_time(lambda: comm.Allreduce(trainer.sync_buffer), args, comm)
+    everyone = comm.allgather(runs)
+    if comm.rank == 0:
+        step_times = sorted(max(r[i][0] for r in everyone) for i in range(args.repeats))
+        exposed = sorted(max(r[i][1] for r in everyone) for i in range(args.repeats))
+        print(json.dumps({"model": args.model, "ranks": comm.size, "per_rank": per_rank,
+                          "step_s": step_times, "exposed_comm_s": exposed,
+                          "gemm_floor_s": floor, "allreduce_s": allreduce_alone,
+                          "params": model.num_parameters, "blas": blas}))
+
+
+def gemm_floor(model, x, args) -> float:
+    """The step's GEMMs alone, same shapes, into preallocated outputs."""
+    import numpy as np
+
+    weights = [layer.W for layer in model.layers if hasattr(layer, "W")]
+    batch = len(x)
+    acts = [x] + [np.ones((batch, w.shape[1]), dtype=np.float32) for w in weights]
+    grads = [np.empty_like(w) for w in weights]
+    dxs = [np.empty((batch, w.shape[0]), dtype=np.float32) for w in weights]
+
+    def gemms():
+        for i, w in enumerate(weights):
+            np.matmul(acts[i], w, out=acts[i + 1])
+        for i in range(len(weights) - 1, -1, -1):
+            np.matmul(acts[i].T, acts[i + 1], out=grads[i])
+            if i:
+                np.matmul(acts[i + 1], weights[i].T, out=dxs[i])
+
+    return median_time(gemms, args)
+
+
+def median_time(function, args, comm=None) -> float:
+    samples = []
+    for repeat in range(args.repeats + 1):
+        if comm is not None:
+            comm.Barrier()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            function()
+        if repeat:
+            samples.append((time.perf_counter() - start) / args.steps)
+    return sorted(samples)[len(samples) // 2]
+
+
+def launch(model: str, ranks: int, args: argparse.Namespace) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    mpirun = str(Path(sys.executable).parent / "mpirun")
+    command = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker", "--model", model,
+               "--steps", str(args.steps), "--repeats", str(args.repeats),
+               "--threads", str(args.threads)]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(f"bench worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarize(result: dict) -> dict:
+    step = result["step_s"][len(result["step_s"]) // 2]
+    result.update(step_median_s=step, spread=(result["step_s"][-1] - result["step_s"][0]) / step,
+                  samples_per_s=result["per_rank"] * result["ranks"] / step,
+                  floor_ratio=step / result["gemm_floor_s"],
+                  exposed_median_s=result["exposed_comm_s"][len(result["exposed_comm_s"]) // 2])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="medium")
+    parser.add_argument("--models", default="small,medium,wide")
+    parser.add_argument("--ranks", default="1,2")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
+    parser.add_argument("--json", help="write all results here")
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    results = []
+    print(f"{'model':8} {'ranks':>5} {'samples/s':>11} {'step ms':>9} {'spread':>7} "
+          f"{'floor ms':>9} {'step/floor':>10} {'allreduce ms':>12} {'exposed ms':>10}")
+    for model in args.models.split(","):
+        for ranks in map(int, args.ranks.split(",")):
+            r = summarize(launch(model, ranks, args))
+            results.append(r)
+            print(f"{model:8} {ranks:>5} {r['samples_per_s']:>11,.0f} "
+                  f"{1e3 * r['step_median_s']:>9.2f} {r['spread']:>6.0%} "
+                  f"{1e3 * r['gemm_floor_s']:>9.2f} {r['floor_ratio']:>10.2f} "
+                  f"{1e3 * r['allreduce_s']:>12.3f} {1e3 * r['exposed_median_s']:>10.3f}",
+                  flush=True)
+    print(f"BLAS: {results[0]['blas']}")
+    for model in args.models.split(","):
+        by_ranks = {r["ranks"]: r for r in results if r["model"] == model}
+        if 1 in by_ranks and 2 in by_ranks:
+            efficiency = by_ranks[2]["samples_per_s"] / (2 * by_ranks[1]["samples_per_s"])
+            print(f"{model}: 2-rank scaling efficiency {efficiency:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
