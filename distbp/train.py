@@ -20,12 +20,12 @@ from distbp.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.config import parse_args
 from distbp.data import Dataset, GlobalBatchSampler
 from distbp.errors import CollectiveError, ConfigError, check
-from distbp.exact import ExactDataParallel, evaluate_exact
+from distbp.exact import evaluate_exact
 from distbp.faults import Preemption, inject_fault
 from distbp.launch import check_launch, slurm_description
-from distbp.parallel import DataParallel, check_same_everywhere, evaluate
+from distbp.parallel import check_same_everywhere, evaluate
 from distbp.progress import Progress
-from distbp.shared import SharedMemoryDataParallel
+from distbp.trainer import make_trainer
 from distbp.threads import auto_threads, set_blas_threads
 
 ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
@@ -73,12 +73,8 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
     loss = distbp.SoftmaxCrossEntropy()
-    if args.exact:
-        trainer = ExactDataParallel(model, optimizer, loss, comm, args.exact_shard_size)
-    elif args.reduce == "shared" or (args.reduce == "auto" and comm.size > 1 and comm.nodes == 1):
-        trainer = SharedMemoryDataParallel(model, optimizer, loss, comm, args.micro_batch_size)
-    else:
-        trainer = DataParallel(model, optimizer, loss, comm, args.micro_batch_size)
+    trainer = make_trainer(model, optimizer, distbp.SoftmaxCrossEntropy(), comm, args.reduce,
+                           args.micro_batch_size, args.exact, args.exact_shard_size)
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)

@@ -30,8 +30,8 @@ def worker(args: argparse.Namespace) -> None:
 
     import distbp
     from distbp.comm import world
-    from distbp.parallel import DataParallel
     from distbp.threads import auto_threads, set_blas_threads
+    from distbp.trainer import make_trainer
 
     comm = world()
     blas = set_blas_threads(args.threads or auto_threads(comm.local_size))
@@ -40,22 +40,24 @@ def worker(args: argparse.Namespace) -> None:
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [distbp.Dense(fan_in, fan_out), distbp.ReLU()]
     model = distbp.Sequential(layers[:-1], seed=0)
-    trainer = DataParallel(model, distbp.SGD(model, lr=0.01),
-                           distbp.SoftmaxCrossEntropy(), comm)
+    trainer = make_trainer(model, distbp.SGD(model, lr=0.01), distbp.SoftmaxCrossEntropy(),
+                           comm, args.reduce)
     rng = np.random.default_rng(comm.rank)
     x = rng.standard_normal((per_rank, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], per_rank)
     global_count = per_rank * comm.size
 
     waits: list[float] = []
-    reduce = comm.Allreduce
+    reduce, node_barrier = comm.Allreduce, comm.node_barrier
 
-    def timed_allreduce(buffer, op="sum"):
-        start = time.perf_counter()
-        reduce(buffer, op)
-        waits.append(time.perf_counter() - start)
+    def timed(function):
+        def wrapper(*args):
+            start = time.perf_counter()
+            function(*args)
+            waits.append(time.perf_counter() - start)
+        return wrapper
 
-    comm.Allreduce = timed_allreduce
+    comm.Allreduce, comm.node_barrier = timed(reduce), timed(node_barrier)
     runs = []
     for repeat in range(args.repeats + 1):  # the first run warms up
         waits.clear()
@@ -66,10 +68,11 @@ def worker(args: argparse.Namespace) -> None:
         elapsed = (time.perf_counter() - start) / args.steps
         if repeat:
             runs.append((elapsed, sum(waits) / args.steps))
-    comm.Allreduce = reduce
+    comm.Allreduce, comm.node_barrier = reduce, node_barrier
 
     floor = gemm_floor(model, x, args)
-    allreduce_alone = median_time(lambda: comm.Allreduce(trainer.sync_buffer), args, comm)
+    allreduce_buffer = np.zeros(model.num_parameters + 3, dtype=np.float32)
+    allreduce_alone = median_time(lambda: comm.Allreduce(allreduce_buffer), args, comm)
     everyone = comm.allgather(runs)
     if comm.rank == 0:
         step_times = sorted(max(r[i][0] for r in everyone) for i in range(args.repeats))
@@ -77,7 +80,8 @@ def worker(args: argparse.Namespace) -> None:
         print(json.dumps({"model": args.model, "ranks": comm.size, "per_rank": per_rank,
                           "step_s": step_times, "exposed_comm_s": exposed,
                           "gemm_floor_s": floor, "allreduce_s": allreduce_alone,
-                          "params": model.num_parameters, "blas": blas}))
+                          "params": model.num_parameters, "blas": blas,
+                          "reduce": type(trainer).__name__}))
 
 
 def gemm_floor(model, x, args) -> float:
@@ -120,7 +124,7 @@ def launch(model: str, ranks: int, args: argparse.Namespace) -> dict:
     mpirun = str(Path(sys.executable).parent / "mpirun")
     command = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker", "--model", model,
                "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--reduce", args.reduce]
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:
         raise SystemExit(f"bench worker failed:\n{out.stderr[-3000:]}")
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
+    parser.add_argument("--reduce", default="auto", choices=("auto", "shared", "allreduce"))
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
     if args.worker:
