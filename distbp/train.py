@@ -25,8 +25,8 @@ from distbp.faults import Preemption, inject_fault
 from distbp.launch import check_launch, slurm_description
 from distbp.parallel import check_same_everywhere, evaluate
 from distbp.progress import Progress
-from distbp.trainer import make_trainer
 from distbp.threads import auto_threads, set_blas_threads
+from distbp.trainer import make_trainer
 
 ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
                      "tanh": distbp.Tanh, "sigmoid": distbp.Sigmoid}
@@ -72,7 +72,6 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
-    loss = distbp.SoftmaxCrossEntropy()
     trainer = make_trainer(model, optimizer, distbp.SoftmaxCrossEntropy(), comm, args.reduce,
                            args.micro_batch_size, args.exact, args.exact_shard_size)
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
