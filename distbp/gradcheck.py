@@ -60,7 +60,7 @@ def check_model(model: Sequential, x: Array, y: Array | None, loss: Loss | None,
         value = lambda: loss.forward(model.forward(x), y)[0]  # noqa: E731
         dout = loss.backward(loss.forward(out, y)[1], 1.0)
     for index in range(len(model.layers) - 1, -1, -1):  # down to d/d(input)
-        dout = model.layers[index].backward(dout, caches[index])
+        dout = model.layers[index].backward(dout, caches[index], ws=model.workspaces[index])
     errors = [relative_error(dout, numeric_gradient(value, x, eps))]
     for _, offset, shape in model.layout:
         part = slice(offset, offset + int(np.prod(shape)))

@@ -1,7 +1,8 @@
-"""Layers as small kernels: forward(x) -> (out, cache), backward(dout, cache) -> dx.
+"""Layers as small kernels: forward(x, ws) -> (out, cache), backward(dout, cache, ...) -> dx.
 
 Parameters and their gradients are views into the model's flat buffers; backward
-writes parameter gradients into those views in place and never rebinds them.
+writes parameter gradients into those views in place and never rebinds them. Outputs
+go into workspace buffers (reused every step); activation backwards overwrite dout.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from distbp.errors import check
+from distbp.workspace import FRESH, Workspace
 
 Array = np.ndarray
 
@@ -28,11 +30,13 @@ class Layer:
     def init_params(self, rng: np.random.Generator, nonlinearity: str) -> None:
         """Fill the bound parameters (deterministic given rng)."""
 
-    def forward(self, x: Array) -> tuple[Array, object]:
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, object]:
+        """(output, what backward needs); the output may be a workspace buffer."""
         raise NotImplementedError
 
     def backward(self, dout: Array, cache: object, accumulate: bool = False,
-                 need_dx: bool = True) -> Array | None:
+                 need_dx: bool = True, ws: Workspace = FRESH) -> Array | None:
+        """Write (or add) parameter gradients; return d/d(input), possibly in dout itself."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -68,24 +72,26 @@ class Dense(Layer):
         self.W[...] = values
         self.b[...] = 0
 
-    def forward(self, x: Array) -> tuple[Array, Array]:
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         check(x.ndim == 2 and x.shape[1] == self.in_features,
               f"layer {self.name} ({self!r}) expects input of shape (batch, "
               f"{self.in_features}), got {x.shape}")
-        out = x @ self.W  # (B, out)
-        out += self.b
+        out = np.matmul(x, self.W, out=ws.array("out", (len(x), self.out_features), x.dtype))
+        out += self.b  # (B, out)
         return out, x
 
     def backward(self, dout: Array, cache: Array, accumulate: bool = False,
-                 need_dx: bool = True) -> Array | None:
+                 need_dx: bool = True, ws: Workspace = FRESH) -> Array | None:
         x = cache  # (B, in)
         if accumulate:
-            self.dW += x.T @ dout
-            self.db += dout.sum(axis=0)
+            self.dW += np.matmul(x.T, dout, out=ws.array("dW", self.dW.shape, dout.dtype))
+            self.db += np.sum(dout, axis=0, out=ws.array("db", self.db.shape, dout.dtype))
         else:
             np.matmul(x.T, dout, out=self.dW)
             np.sum(dout, axis=0, out=self.db)
-        return dout @ self.W.T if need_dx else None
+        if not need_dx:  # the first layer: nobody needs d/d(input), skip that GEMM
+            return None
+        return np.matmul(dout, self.W.T, out=ws.array("dx", x.shape, dout.dtype))
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features})"
@@ -94,12 +100,13 @@ class Dense(Layer):
 class ReLU(Layer):
     """max(x, 0)."""
 
-    def forward(self, x: Array) -> tuple[Array, Array]:
-        out = np.maximum(x, 0)
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
+        out = np.maximum(x, 0, out=ws.array("out", x.shape, x.dtype))
         return out, out
 
-    def backward(self, dout, cache, accumulate=False, need_dx=True):
-        return dout * (cache > 0)
+    def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
+        positive = np.greater(cache, 0, out=ws.array("mask", cache.shape, bool))
+        return np.multiply(dout, positive, out=dout)
 
 
 class LeakyReLU(Layer):
@@ -110,12 +117,15 @@ class LeakyReLU(Layer):
               f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x: Array) -> tuple[Array, Array]:
-        positive = x > 0
-        return np.where(positive, x, x * self.negative_slope), positive
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
+        out = np.multiply(x, self.negative_slope, out=ws.array("out", x.shape, x.dtype))
+        return np.maximum(x, out, out=out), out  # max(x, a x) for 0 <= a < 1
 
-    def backward(self, dout, cache, accumulate=False, need_dx=True):
-        return np.where(cache, dout, dout * self.negative_slope)
+    def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
+        slope = np.greater(cache, 0, out=ws.array("slope", cache.shape, dout.dtype))
+        slope *= 1 - self.negative_slope
+        slope += self.negative_slope  # 1 where x > 0, negative_slope elsewhere
+        return np.multiply(dout, slope, out=dout)
 
     def __repr__(self) -> str:
         return f"LeakyReLU({self.negative_slope})"
@@ -124,25 +134,30 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2: no overflow for any x."""
 
-    def forward(self, x: Array) -> tuple[Array, Array]:
-        out = np.tanh(x * 0.5)
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
+        out = np.multiply(x, 0.5, out=ws.array("out", x.shape, x.dtype))
+        np.tanh(out, out=out)
         out += 1
         out *= 0.5
         return out, out
 
-    def backward(self, dout, cache, accumulate=False, need_dx=True):
-        return dout * cache * (1 - cache)
+    def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
+        local = np.subtract(1, cache, out=ws.array("local", cache.shape, cache.dtype))
+        local *= cache  # s (1 - s)
+        return np.multiply(dout, local, out=dout)
 
 
 class Tanh(Layer):
     """tanh(x)."""
 
-    def forward(self, x: Array) -> tuple[Array, Array]:
-        out = np.tanh(x)
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
+        out = np.tanh(x, out=ws.array("out", x.shape, x.dtype))
         return out, out
 
-    def backward(self, dout, cache, accumulate=False, need_dx=True):
-        return dout * (1 - cache * cache)
+    def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
+        local = np.multiply(cache, cache, out=ws.array("local", cache.shape, cache.dtype))
+        np.subtract(1, local, out=local)  # 1 - tanh^2
+        return np.multiply(dout, local, out=dout)
 
 
 def nonlinearity_after(layers: list[Layer], index: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from distbp.errors import check
+from distbp.workspace import FRESH, Workspace
 
 Array = np.ndarray
 
@@ -18,7 +19,7 @@ class Loss:
 
     has_accuracy = False  # whether correct() counts anything
 
-    def forward(self, out: Array, y: Array) -> tuple[float, object]:
+    def forward(self, out: Array, y: Array, ws: Workspace = FRESH) -> tuple[float, object]:
         raise NotImplementedError
 
     def backward(self, cache: object, scale: float) -> Array:
@@ -37,10 +38,12 @@ class SoftmaxCrossEntropy(Loss):
 
     has_accuracy = True
 
-    def forward(self, out: Array, y: Array) -> tuple[float, tuple[Array, Array]]:
+    def forward(self, out: Array, y: Array,
+                ws: Workspace = FRESH) -> tuple[float, tuple[Array, Array]]:
         y = check_labels(out, y)
-        shifted = out - out.max(axis=1, keepdims=True)  # (B, C), max entry 0
-        exp = np.exp(shifted)
+        shifted = np.subtract(out, out.max(axis=1, keepdims=True),
+                              out=ws.array("shifted", out.shape, out.dtype))  # max entry 0
+        exp = np.exp(shifted, out=ws.array("exp", out.shape, out.dtype))
         sum_exp = exp.sum(axis=1, keepdims=True)  # (B, 1), >= 1: log never sees 0
         rows = np.arange(len(y))
         losses = np.log(sum_exp[:, 0]) - shifted[rows, y]  # (B,)
@@ -65,13 +68,15 @@ class MSE(Loss):
     The batch mean therefore equals torch.nn.MSELoss() (mean over all elements).
     """
 
-    def forward(self, out: Array, y: Array) -> tuple[float, tuple[Array, int]]:
+    def forward(self, out: Array, y: Array,
+                ws: Workspace = FRESH) -> tuple[float, tuple[Array, int]]:
         y = np.asarray(y)
         check(out.ndim == 2 and y.shape == out.shape,
               f"MSE: targets must have the output's shape {out.shape}, got {y.shape}")
         check(np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer),
               f"MSE: targets must be numeric, got dtype {y.dtype}")
-        diff = out - y.astype(out.dtype, copy=False)
+        diff = np.subtract(out, y.astype(out.dtype, copy=False),
+                           out=ws.array("diff", out.shape, out.dtype))
         width = out.shape[1]
         total = float(np.einsum("ij,ij->", diff, diff, dtype=np.float64)) / width
         return total, (diff, width)

@@ -15,6 +15,7 @@ import numpy as np
 from distbp.errors import check
 from distbp.layers import Layer, nonlinearity_after
 from distbp.losses import Loss
+from distbp.workspace import Workspace
 
 Array = np.ndarray
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -59,6 +60,7 @@ class Sequential:
                 offset += int(np.prod(shape))
         self.flat_params = np.zeros(offset, dtype=self.dtype)
         self.flat_grads = np.zeros(offset, dtype=self.dtype)
+        self.workspaces = [Workspace() for _ in range(len(self.layers) + 1)]  # + the loss's
         self._bind()
         rng = np.random.default_rng(seed)
         for index, layer in enumerate(self.layers):
@@ -123,25 +125,26 @@ class Sequential:
         return out
 
     def forward_train(self, x: Array) -> tuple[Array, list[object]]:
-        """Output and the caches backward needs."""
+        """Output and the caches backward needs, in buffers reused by the next call."""
         out, caches = self._input(x), []
-        for layer in self.layers:
-            out, cache = layer.forward(out)
+        for layer, ws in zip(self.layers, self.workspaces, strict=False):
+            out, cache = layer.forward(out, ws)
             caches.append(cache)
         return out, caches
 
     def backward(self, dout: Array, caches: list[object], accumulate: bool = False) -> Array | None:
-        """Write (or add, if accumulate) all parameter gradients; return d/d(input)."""
+        """Write (or add, if accumulate) all parameter gradients; return d/d(input)
+        (None: the first layer skips that GEMM). May overwrite dout."""
         for index in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[index].backward(dout, caches[index], accumulate,
-                                               need_dx=index > 0)
+                                               need_dx=index > 0, ws=self.workspaces[index])
         return dout
 
     def loss_sum_and_backward(self, x: Array, y: Array, loss: Loss, scale: float,
                               accumulate: bool = False) -> float:
         """Sum of per-example losses; gradients of (that sum * scale) into flat_grads."""
         out, caches = self.forward_train(x)
-        total, loss_cache = loss.forward(out, y)
+        total, loss_cache = loss.forward(out, y, self.workspaces[-1])
         self.backward(loss.backward(loss_cache, scale), caches, accumulate)
         return total
 
@@ -161,6 +164,7 @@ class Sequential:
         clone.dtype = resolve_dtype(dtype) if dtype is not None else self.dtype
         clone.flat_params = self.flat_params.astype(clone.dtype)
         clone.flat_grads = np.zeros_like(clone.flat_params)
+        clone.workspaces = [Workspace() for _ in clone.workspaces]
         clone._bind()
         return clone
 

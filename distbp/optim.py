@@ -31,7 +31,11 @@ class Optimizer:
         self.lr = float(lr)
         self.steps = 0
         self.buffers: dict[str, np.ndarray] = {}  # state, laid out like the parameters
-        self.scratch = np.empty_like(model.flat_params)
+        self.scratch = np.empty_like(model.flat_params)  # private work space: no allocation
+        self.scratch2 = np.empty_like(model.flat_params) if self.needs_second_scratch() else None
+
+    def needs_second_scratch(self) -> bool:
+        return False
 
     def settings(self) -> dict[str, object]:
         """Hyper-parameters, for configuration fingerprints."""
@@ -55,7 +59,8 @@ class Optimizer:
         """Update the parameters in `part` (all by default) from the gradients (or from
         `grad`, laid out like that part)."""
         grad = self.model.flat_grads[part] if grad is None else grad
-        self.update(self.model.flat_params[part], grad, self.scratch[part],
+        scratch2 = None if self.scratch2 is None else self.scratch2[part]
+        self.update(self.model.flat_params[part], grad, (self.scratch[part], scratch2),
                     {k: v[part] for k, v in self.buffers.items()})
         self.steps += 1
 
@@ -68,15 +73,19 @@ class SGD(Optimizer):
 
     def __init__(self, model: Sequential, lr: float, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        super().__init__(model, lr)
         check_nonnegative("SGD", momentum=momentum, weight_decay=weight_decay)
         check(not nesterov or momentum > 0, "SGD: nesterov needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
+        super().__init__(model, lr)
         if momentum:
             self.buffers["momentum_buffer"] = np.zeros_like(model.flat_params)
 
-    def update(self, params, grad, scratch, state) -> None:
+    def needs_second_scratch(self) -> bool:
+        return self.nesterov
+
+    def update(self, params, grad, scratches, state) -> None:
+        scratch, scratch2 = scratches
         if self.weight_decay:
             np.multiply(params, self.weight_decay, out=scratch)
             scratch += grad
@@ -88,7 +97,12 @@ class SGD(Optimizer):
             else:
                 buf *= self.momentum
                 buf += grad  # buf = momentum * buf + g
-            grad = grad + self.momentum * buf if self.nesterov else buf
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=scratch2)
+                scratch2 += grad
+                grad = scratch2  # g + momentum * buf
+            else:
+                grad = buf
         np.multiply(grad, self.lr, out=scratch)
         params -= scratch
 
@@ -101,21 +115,27 @@ class Adam(Optimizer):
     def __init__(self, model: Sequential, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        super().__init__(model, lr)
         check_nonnegative(type(self).__name__, eps=eps, weight_decay=weight_decay)
         check(len(betas) == 2 and all(0 <= b < 1 for b in betas),
               f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas!r}")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay = float(eps), float(weight_decay)
+        super().__init__(model, lr)
         self.buffers["exp_avg"] = np.zeros_like(model.flat_params)
         self.buffers["exp_avg_sq"] = np.zeros_like(model.flat_params)
 
-    def update(self, params, grad, scratch, state) -> None:
+    def needs_second_scratch(self) -> bool:
+        return bool(self.weight_decay) and not self.decoupled
+
+    def update(self, params, grad, scratches, state) -> None:
+        scratch, scratch2 = scratches
         m, v, t = state["exp_avg"], state["exp_avg_sq"], self.steps + 1
         if self.weight_decay and self.decoupled:
             params *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
-            grad = grad + self.weight_decay * params
+            np.multiply(params, self.weight_decay, out=scratch2)
+            scratch2 += grad
+            grad = scratch2  # L2: g + wd * p
         m *= self.beta1
         np.multiply(grad, 1 - self.beta1, out=scratch)
         m += scratch

@@ -39,7 +39,7 @@ def test_whole_model_mixing_all_activations(rng):
 
 def test_gradcheck_catches_a_wrong_gradient(rng):
     class BrokenTanh(distbp.Tanh):
-        def backward(self, dout, cache, accumulate=False, need_dx=True):
+        def backward(self, dout, cache, accumulate=False, need_dx=True, ws=None):
             return dout * (1 - cache)  # wrong derivative
 
     assert distbp.gradcheck(BrokenTanh(), rng.standard_normal((4, 3))) > 1e-2
