@@ -69,6 +69,9 @@ def build_parser() -> Parser:
     add("--blas-threads", type=int, default=0,
         help="BLAS threads per rank (0: cores / ranks on this node, at least 1)")
     add("--quiet", action="store_true", help="print only the final result")
+    add("--profile", action="store_true",
+        help="at the end, print each rank's mean step: data, forward, backward, "
+             "communication wait, update")
     add("--checkpoint-dir", default=None, help="where rank 0 writes checkpoints")
     add("--checkpoint-every", default="1epoch",
         help="N (steps) or Nepoch(s): how often to checkpoint (with --checkpoint-dir)")

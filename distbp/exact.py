@@ -21,6 +21,7 @@ from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
 from distbp.parallel import DataParallel, StepResult
+from distbp.timeline import OFF
 
 Array = np.ndarray
 HEADROOM_BITS = 12  # growth of a gradient from one step to the next that needs no redo
@@ -54,6 +55,7 @@ class ExactDataParallel(DataParallel):
                       for _, offset, shape in model.layout]
         self.scales: Array | None = None  # per-tensor exponents
         self.redone_steps = 0
+        self.timeline = OFF
 
     def state(self) -> dict[str, Array]:
         return {} if self.scales is None else {"exact_scales": self.scales}
@@ -67,7 +69,7 @@ class ExactDataParallel(DataParallel):
         for start in range(0, len(x), self.shard_size):
             rows = slice(start, start + self.shard_size)
             yield self.model.loss_sum_and_backward(x[rows], y[rows], self.loss,
-                                                   1.0 / global_count)
+                                                   1.0 / global_count, timeline=self.timeline)
 
     def probe_scales(self, x: Array, y: Array, global_count: int) -> Array:
         """Scales from the exact maximum over all micro-shards of each tensor."""
@@ -115,7 +117,9 @@ class ExactDataParallel(DataParallel):
                 self.scales = self.probe_scales(x, y, global_count)
             self.local_sum(x, y, global_count)
             self.stats[2] = stop
+            self.timeline.mark("update")  # the fixed-point conversion
             self.comm.Allreduce(self.sync_buffer)
+            self.timeline.mark("comm")
             if self.stats[3] and not self.stats[1]:  # overflow on some rank: everyone redoes
                 self.scales, self.redone_steps = None, self.redone_steps + 1
                 continue
@@ -131,6 +135,7 @@ class ExactDataParallel(DataParallel):
             self.scales = np.where(maxima > 0, scales_for(maxima, 62 - HEADROOM_BITS),
                                    self.scales)
             self.optimizer.step()
+        self.timeline.mark("update")
         loss = float(self.stats[0]) / 2.0 ** LOSS_BITS
         return StepResult(loss, nonfinite, bool(self.stats[2]))
 

@@ -15,6 +15,7 @@ import numpy as np
 from distbp.errors import check
 from distbp.layers import Layer, nonlinearity_after
 from distbp.losses import Loss
+from distbp.timeline import OFF, Timeline
 from distbp.workspace import Workspace
 
 Array = np.ndarray
@@ -141,11 +142,13 @@ class Sequential:
         return dout
 
     def loss_sum_and_backward(self, x: Array, y: Array, loss: Loss, scale: float,
-                              accumulate: bool = False) -> float:
+                              accumulate: bool = False, timeline: Timeline = OFF) -> float:
         """Sum of per-example losses; gradients of (that sum * scale) into flat_grads."""
         out, caches = self.forward_train(x)
         total, loss_cache = loss.forward(out, y, self.workspaces[-1])
+        timeline.mark("forward")
         self.backward(loss.backward(loss_cache, scale), caches, accumulate)
+        timeline.mark("backward")
         return total
 
     def loss_and_backward(self, x: Array, y: Array, loss: Loss) -> float:

@@ -19,6 +19,7 @@ from distbp.errors import CollectiveError, check
 from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
+from distbp.timeline import OFF
 
 Array = np.ndarray
 
@@ -46,6 +47,7 @@ class DataParallel:
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.comm = comm or SerialComm()
         self.micro_batch_size = micro_batch_size
+        self.timeline = OFF  # set a Timeline to see where the time goes
         size = model.num_parameters
         self.sync_buffer = np.zeros(size + 3, dtype=model.dtype)  # grads, loss, flags
         self.stats = self.sync_buffer[size:]  # [loss sum / global count, nonfinite, stop]
@@ -78,7 +80,7 @@ class DataParallel:
         for start in range(0, len(x), chunk):
             loss_sum += self.model.loss_sum_and_backward(
                 x[start:start + chunk], y[start:start + chunk], self.loss, scale,
-                accumulate=start > 0)
+                accumulate=start > 0, timeline=self.timeline)
         grads = self.model.flat_grads
         finite = math.isfinite(loss_sum) and math.isfinite(float(np.dot(grads, grads)))
         self.stats[:] = (loss_sum * scale if finite else 0.0, not finite, 0)
@@ -91,9 +93,11 @@ class DataParallel:
         self.local_gradient(x, y, global_count)
         self.stats[2] = stop
         self.comm.Allreduce(self.sync_buffer)
+        self.timeline.mark("comm")
         result = StepResult(float(self.stats[0]), bool(self.stats[1] > 0), bool(self.stats[2] > 0))
         if not result.nonfinite:
             self.optimizer.step()
+        self.timeline.mark("update")
         return result
 
 

@@ -17,6 +17,7 @@ from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
 from distbp.parallel import DataParallel, StepResult
+from distbp.timeline import OFF
 
 Array = np.ndarray
 ALIGN = 16  # elements: parts start on 64-byte boundaries, no false sharing
@@ -36,6 +37,7 @@ class SharedMemoryDataParallel(DataParallel):
               f"micro batch size must be > 0, got {micro_batch_size}")
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.comm, self.micro_batch_size = comm, micro_batch_size
+        self.timeline = OFF
         size, root = model.num_parameters, comm.local_rank == 0
         self.segments = comm.node_shared(size + 3, model.dtype)  # [grads..., stats] per rank
         self.sync_buffer = self.segments[comm.local_rank]
@@ -60,6 +62,7 @@ class SharedMemoryDataParallel(DataParallel):
         self.local_gradient(x, y, global_count)
         self.stats[2] = stop
         self.comm.node_barrier()  # every rank's gradient and stats are written
+        self.timeline.mark("comm")
         stats = self.segments[0][-3:].astype(np.float64)
         for segment in self.segments[1:]:  # rank order: the same sums on every rank
             stats += segment[-3:]
@@ -70,5 +73,7 @@ class SharedMemoryDataParallel(DataParallel):
             for segment in self.segments[1:]:
                 reduced += segment[part]
             self.optimizer.step(part, reduced)
+        self.timeline.mark("update")
         self.comm.node_barrier()  # parameters updated, gradients read: next step may start
+        self.timeline.mark("comm")
         return result

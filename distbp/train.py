@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 
 import distbp
-from distbp import checkpoint, datasets, trainstate
+from distbp import checkpoint, datasets, timeline, trainstate
 from distbp.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.config import parse_args
 from distbp.data import Dataset, GlobalBatchSampler
@@ -110,6 +110,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
               f"{type(trainer).__name__}"
               + (f"; resumed at step {position.step}" if position.step else ""))
     comm.watch_stalls(args.stall_timeout)
+    if args.profile:
+        trainer.timeline = timeline.Timeline()
     started = time.perf_counter()
     with Preemption() as preemption:
         while position.epoch < args.epochs:
@@ -133,6 +135,8 @@ def train(args: argparse.Namespace, comm: SerialComm) -> int:
             if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
                 save_checkpoint(args, comm, run, position)
     save_checkpoint(args, comm, run, position)
+    if args.profile:  # asked for explicitly: printed even with --quiet
+        print0(comm, timeline.report(comm.allgather(trainer.timeline.means_ms())))
     log.finish({"event": "summary", "test_correct": test["correct"], "test_count": test["count"],
                 **memory_report(comm), "config": vars(args)})
     return 0
@@ -147,8 +151,12 @@ def train_epoch(args, comm, run, position, preemption) -> tuple[bool, int]:
     for indices, global_count in islice(batches, position.step_in_epoch, None):  # resume mid-epoch
         optimizer.lr = run["schedule"](position.step)
         comm.set_context(f"step {position.step}")
-        x = inject_fault(comm.rank, position.step, data.x_train[indices])
-        result = trainer.step(x, data.y_train[indices], global_count, preemption.requested)
+        trainer.timeline.start()
+        x, y = data.x_train[indices], data.y_train[indices]
+        x = inject_fault(comm.rank, position.step, x)
+        trainer.timeline.mark("data")
+        result = trainer.step(x, y, global_count, preemption.requested)
+        trainer.timeline.end_step()
         if result.nonfinite and args.on_nonfinite == "stop":
             raise CollectiveError(f"non-finite loss or gradient at step {position.step} (epoch "
                                   f"{position.epoch + 1}); stopped before updating, checkpoints "

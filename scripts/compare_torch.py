@@ -66,6 +66,7 @@ def ddp_rank(rank, world, port, args, queue):
     dist.all_gather_object(everyone, times)
     if rank == 0:
         queue.put([max(t[i] for t in everyone) for i in range(args.repeats)])
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -87,7 +88,8 @@ def torch_worker(args) -> None:
         times = time_steps(torch, build(torch, sizes), 2 * per_rank, sizes, args.steps,
                            args.repeats)
     print(json.dumps({"step_s": sorted(times), "samples": 2 * per_rank,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                      "threads": "1 per rank" if args.mode == "ddp" else torch.get_num_threads(),
+                      "torch": torch.__version__}))
 
 
 def run_torch(mode: str, model: str, args) -> dict:

@@ -97,3 +97,14 @@ def test_linear_lr_scaling_and_per_rank_batch(capsys, tmp_path):
     record = json.loads(metrics.read_text().splitlines()[0])
     assert record["lr"] == pytest.approx(0.1 * 64 / 256)  # one rank: global batch 64
     assert record["step"] == -(-20000 // 64)
+
+
+def test_profile_prints_each_phase(capsys):
+    code, out, _ = run(capsys, "--epochs", "1", "--profile")
+    assert code == 0
+    header, row = out.splitlines()[0], out.splitlines()[1]
+    for phase in ("data", "forward", "backward", "comm", "update", "total"):
+        assert phase in header
+    cells = [float(c) for c in row.split()[2:]]
+    assert len(cells) == 6 and cells[1] > 0 and cells[2] > 0
+    assert cells[-1] == pytest.approx(sum(cells[:-1]), abs=0.01)
