@@ -60,11 +60,12 @@ def measure_bandwidth() -> float:
 
 
 def step_time(model: str, nodes: int, ranks_per_node: int, rate: float, node_bw: float,
-              alpha: float, link_bw: float, overhead: float) -> dict[str, float]:
+              alpha: float, link_bw: float, overhead: float,
+              fixed: float = 150e-6) -> dict[str, float]:
     sizes, batch = MODELS[model]
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     nbytes = 4.0 * params
-    compute = gemm_flops(sizes, batch) / rate * overhead
+    compute = gemm_flops(sizes, batch) / rate * overhead + fixed  # + Python's per-step cost
     intra = (ranks_per_node + 3) * nbytes / node_bw if ranks_per_node > 1 else 3 * nbytes / node_bw
     if nodes > 1:
         ring = 2 * (nodes - 1) * alpha + 2 * (nodes - 1) / nodes * nbytes / link_bw
@@ -103,16 +104,16 @@ def main() -> None:
                   f"{1e3 * predicted['total']:8.2f} ms, measured "
                   f"{1e3 * result['step_median_s']:8.2f} ms "
                   f"({result['step_median_s'] / predicted['total']:.2f}x)")
-    print(f"\nprojected step (ms) and weak-scaling efficiency, {args.ranks_per_node} ranks/node:")
+    print(f"\nprojected step (ms) and efficiency (compute share of the step, 100% = no "
+          f"reduction cost), {args.ranks_per_node} ranks/node:")
     node_counts = [1, 2, 4, 8, 16, 32, 64]
     print(f"{'model':8}" + "".join(f"{n:>15}" for n in node_counts))
     for model in MODELS:
-        single = step_time(model, 1, 1, rate, bandwidth, alpha, link, args.overhead)
         cells = []
         for nodes in node_counts:
             t = step_time(model, nodes, args.ranks_per_node, rate, bandwidth * args.ranks_per_node
                           / 2, alpha, link, args.overhead)
-            cells.append(f"{1e3 * t['total']:8.1f} {single['total'] / t['total']:5.0%}")
+            cells.append(f"{1e3 * t['total']:8.1f} {t['compute'] / t['total']:5.0%}")
         print(f"{model:8}" + "".join(f"{c:>15}" for c in cells))
     print("\nuncertain: the node's memory bandwidth with 32 ranks (scaled here from this "
           "2-core machine as bandwidth x ranks / 2, optimistic on real sockets), the "
