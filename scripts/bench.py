@@ -36,12 +36,15 @@ def worker(args: argparse.Namespace) -> None:
     comm = world()
     blas = set_blas_threads(args.threads or auto_threads(comm.local_size))
     sizes, per_rank = MODELS[args.model]
+    if args.global_batch:
+        per_rank = args.global_batch // comm.size
     layers: list = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [distbp.Dense(fan_in, fan_out), distbp.ReLU()]
     model = distbp.Sequential(layers[:-1], seed=0)
     trainer = make_trainer(model, distbp.SGD(model, lr=0.01), distbp.SoftmaxCrossEntropy(),
-                           comm, args.reduce)
+                           comm, args.reduce, exact=args.exact,
+                           exact_shard_size=args.exact_shard_size)
     rng = np.random.default_rng(comm.rank)
     x = rng.standard_normal((per_rank, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], per_rank)
@@ -124,7 +127,9 @@ def launch(model: str, ranks: int, args: argparse.Namespace) -> dict:
     mpirun = str(Path(sys.executable).parent / "mpirun")
     command = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker", "--model", model,
                "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--threads", str(args.threads), "--reduce", args.reduce]
+               "--threads", str(args.threads), "--reduce", args.reduce,
+               "--exact-shard-size", str(args.exact_shard_size),
+               "--global-batch", str(args.global_batch)] + (["--exact"] if args.exact else [])
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:
         raise SystemExit(f"bench worker failed:\n{out.stderr[-3000:]}")
@@ -150,6 +155,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
     parser.add_argument("--reduce", default="auto", choices=("auto", "shared", "allreduce"))
+    parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
+    parser.add_argument("--exact-shard-size", type=int, default=64)
+    parser.add_argument("--global-batch", type=int, default=0,
+                        help="split this global batch over the ranks (default: the model's "
+                             "fixed per-rank batch)")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
     if args.worker:

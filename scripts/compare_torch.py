@@ -122,7 +122,8 @@ def main() -> None:
         print("torch is not installed: pip install torch==2.13.0 (CPU build) to compare; "
               "skipping")
         return
-    args.threads, args.reduce = 0, "auto"
+    args.threads, args.reduce, args.exact, args.exact_shard_size, args.global_batch = \
+        0, "auto", False, 64, 0
     results = {}
     for model in args.models.split(","):
         samples = {"distbp": [], "ddp": [], "torch": []}
