@@ -54,9 +54,9 @@ def worker(args: argparse.Namespace) -> None:
     reduce, node_barrier = comm.Allreduce, comm.node_barrier
 
     def timed(function):
-        def wrapper(*args):
+        def wrapper(*args, **kwargs):
             start = time.perf_counter()
-            function(*args)
+            function(*args, **kwargs)
             waits.append(time.perf_counter() - start)
         return wrapper
 
