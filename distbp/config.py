@@ -58,7 +58,7 @@ def build_parser() -> Parser:
     add("--exact", action="store_true",
         help="bitwise-identical results at any rank count (fixed micro-shards, integer "
              "Allreduce, one BLAS thread per rank)")
-    add("--exact-shard-size", type=int, default=64,
+    add("--exact-shard-size", type=int, default=128,
         help="exact mode: rows per micro-shard (ranks take whole micro-shards)")
     add("--reduce", default="auto", choices=("auto", "allreduce", "shared"),
         help="gradient sum: 'shared' memory within one node (auto's choice there), or "

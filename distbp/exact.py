@@ -40,7 +40,7 @@ class ExactDataParallel(DataParallel):
     """
 
     def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
-                 comm: SerialComm | None = None, shard_size: int = 64) -> None:
+                 comm: SerialComm | None = None, shard_size: int = 128) -> None:
         check(isinstance(shard_size, int) and shard_size > 0,
               f"exact micro-shard size must be > 0, got {shard_size!r}")
         self.model, self.optimizer, self.loss = model, optimizer, loss
@@ -86,7 +86,9 @@ class ExactDataParallel(DataParallel):
 
     def local_sum(self, x: Array, y: Array, global_count: int) -> None:
         """This rank's micro-shards in fixed point, summed as integers into sync_buffer."""
-        self.sync_buffer[...] = 0
+        if len(x) == 0:  # otherwise the first micro-shard overwrites every gradient
+            self.ints[...] = 0
+        self.stats[...] = 0
         limit = 2.0 ** 63 / -(-global_count // self.shard_size)  # keeps the total in int64
         factors = [self.model.dtype.type(2.0 ** s) for s in self.scales]
         for first, loss_sum in enumerate(self.shards(x, y, global_count)):

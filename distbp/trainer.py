@@ -14,7 +14,7 @@ from distbp.shared import SharedMemoryDataParallel
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
                  reduce: str = "auto", micro_batch_size: int | None = None,
-                 exact: bool = False, exact_shard_size: int = 64) -> DataParallel:
+                 exact: bool = False, exact_shard_size: int = 128) -> DataParallel:
     """reduce: 'shared' (within one node), 'allreduce', or 'auto' (shared on one node
     with several ranks, Allreduce otherwise). exact: ExactDataParallel (Allreduce)."""
     check(reduce in ("auto", "shared", "allreduce"), f"unknown reduce '{reduce}'")

@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
     parser.add_argument("--reduce", default="auto", choices=("auto", "shared", "allreduce"))
     parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
-    parser.add_argument("--exact-shard-size", type=int, default=64)
+    parser.add_argument("--exact-shard-size", type=int, default=128)
     parser.add_argument("--global-batch", type=int, default=0,
                         help="split this global batch over the ranks (default: the model's "
                              "fixed per-rank batch)")

@@ -123,7 +123,7 @@ def main() -> None:
               "skipping")
         return
     args.threads, args.reduce, args.exact, args.exact_shard_size, args.global_batch = \
-        0, "auto", False, 64, 0
+        0, "auto", False, 128, 0
     results = {}
     for model in args.models.split(","):
         samples = {"distbp": [], "ddp": [], "torch": []}
