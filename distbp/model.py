@@ -78,25 +78,21 @@ class Sequential:
 
     def use_grad_buffer(self, buffer: Array, copy: bool = True) -> None:
         """Make `buffer` (1-D, same size and dtype) the gradient buffer."""
-        self._check_buffer(buffer)
-        if copy:
-            buffer[...] = self.flat_grads
-        self.flat_grads = buffer
-        self._bind()
+        self._use_buffer("flat_grads", buffer, copy)
 
     def use_param_buffer(self, buffer: Array, copy: bool = True) -> None:
         """Make `buffer` the parameter buffer (e.g. one copy shared by a node's ranks)."""
-        self._check_buffer(buffer)
-        if copy:
-            buffer[...] = self.flat_params
-        self.flat_params = buffer
-        self._bind()
+        self._use_buffer("flat_params", buffer, copy)
 
-    def _check_buffer(self, buffer: Array) -> None:
+    def _use_buffer(self, attribute: str, buffer: Array, copy: bool) -> None:
         check(buffer.shape == self.flat_params.shape and buffer.dtype == self.dtype
               and buffer.flags.c_contiguous,
               f"buffer must be contiguous {self.dtype} of shape {self.flat_params.shape}, "
               f"got {buffer.dtype} {buffer.shape}")
+        if copy:
+            buffer[...] = getattr(self, attribute)
+        setattr(self, attribute, buffer)
+        self._bind()
 
     @property
     def num_parameters(self) -> int:

@@ -17,6 +17,7 @@ from distbp.data import GlobalBatchSampler, shard_range
 from distbp.errors import CollectiveError
 from distbp.exact import ExactDataParallel
 from distbp.parallel import DataParallel, check_same_everywhere, evaluate
+from distbp.shared import SharedMemoryDataParallel
 
 LOSS = distbp.SoftmaxCrossEntropy()
 
@@ -60,11 +61,11 @@ def test_micro_batches_give_the_same_gradient(comm, micro_batch_size):
     np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-15)
 
 
-def fit(comm, make_optimizer, epochs=3, batch=23):
+def fit(comm, make_optimizer, epochs=3, batch=23, trainer_class=DataParallel):
     """A few epochs of training; returns final parameters and per-step checksums."""
     x, y = problem(seed=7, count=150)
     model = mlp([5, 16, 16, 3], distbp.ReLU, seed=4)
-    trainer = DataParallel(model, make_optimizer(model), LOSS, comm)
+    trainer = trainer_class(model, make_optimizer(model), LOSS, comm)
     trainer.broadcast_parameters()
     sampler = GlobalBatchSampler(len(x), batch, seed=9)
     checksums = []
@@ -75,12 +76,13 @@ def fit(comm, make_optimizer, epochs=3, batch=23):
     return model.flat_params.copy(), checksums
 
 
+@pytest.mark.parametrize("trainer_class", [DataParallel, SharedMemoryDataParallel])
 @pytest.mark.parametrize("make_optimizer", [
     lambda m: distbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda m: distbp.AdamW(m, lr=0.01),
 ], ids=["sgd_nesterov", "adamw"])
-def test_trajectory_equals_single_process(comm, make_optimizer):
-    params, checksums = fit(comm, make_optimizer)
+def test_trajectory_equals_single_process(comm, make_optimizer, trainer_class):
+    params, checksums = fit(comm, make_optimizer, trainer_class=trainer_class)
     serial_params, _ = fit(SerialComm(), make_optimizer)
     np.testing.assert_allclose(params, serial_params, rtol=1e-9, atol=1e-12)
     everyone = comm.allgather(checksums)  # identical on all ranks after every step
