@@ -33,6 +33,12 @@ def build_parser() -> Parser:
         help="'synthetic' (embedded), 'fashion-mnist', 'mnist', or a path to a .npz file")
     add("--data-dir", default=None,
         help="where the IDX files are (else $DISTBP_DATA, else /usr/share/datasets/NAME)")
+    add("--model", default="mlp",
+        help="'mlp' (from --hidden and --activation), 'cnn' (conv32,bn,relu,pool2,conv64,bn,"
+             "relu,pool2,flatten,dense256,bn,relu,dropout0.4), or a layer spec such as "
+             "'conv16,relu,pool2,dense64,relu' (tokens: conv<C>[k<K>][s<S>][p<P>], pool<K>, "
+             "gap, flatten, bn, dropout<P>, dense<N>, relu, leakyrelu, tanh, sigmoid); a final "
+             "dense layer to the classes is added")
     add("--hidden", default="128,128",
         help="hidden layer sizes, comma-separated ('' or 'none' for a linear model)")
     add("--activation", default="relu", choices=ACTIVATIONS)

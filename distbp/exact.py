@@ -17,6 +17,7 @@ import numpy as np
 from distbp.comm import SerialComm
 from distbp.data import shard_range
 from distbp.errors import check
+from distbp.layers import StepContext
 from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
@@ -43,7 +44,10 @@ class ExactDataParallel(DataParallel):
                  comm: SerialComm | None = None, shard_size: int = 128) -> None:
         check(isinstance(shard_size, int) and shard_size > 0,
               f"exact micro-shard size must be > 0, got {shard_size!r}")
+        check(not model.collective, "--exact does not support BatchNorm: its statistics span "
+                                    "the global batch, not one micro-shard")
         self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.seed, self.rows, self.step_number = 0, None, 0
         self.comm = comm or SerialComm()
         self.shard_size = shard_size
         size = model.num_parameters
@@ -68,8 +72,11 @@ class ExactDataParallel(DataParallel):
         """Gradient (in model.flat_grads) and loss sum of each local micro-shard."""
         for start in range(0, len(x), self.shard_size):
             rows = slice(start, start + self.shard_size)
+            context = StepContext(self.comm, self.seed, self.step_number,
+                                  None if self.rows is None else self.rows[rows])
             yield self.model.loss_sum_and_backward(x[rows], y[rows], self.loss,
-                                                   1.0 / global_count, timeline=self.timeline)
+                                                   1.0 / global_count, timeline=self.timeline,
+                                                   context=context)
 
     def probe_scales(self, x: Array, y: Array, global_count: int) -> Array:
         """Scales from the exact maximum over all micro-shards of each tensor."""
@@ -113,7 +120,9 @@ class ExactDataParallel(DataParallel):
                 np.copyto(self.ints_scratch, self.scaled, casting="unsafe")
                 self.ints += self.ints_scratch
 
-    def step(self, x: Array, y: Array, global_count: int, stop: bool = False) -> StepResult:
+    def step(self, x: Array, y: Array, global_count: int, stop: bool = False,
+             rows: Array | None = None, step: int = 0) -> StepResult:
+        self.rows, self.step_number = rows, step
         while True:
             if self.scales is None:
                 self.scales = self.probe_scales(x, y, global_count)

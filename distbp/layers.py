@@ -7,6 +7,8 @@ go into workspace buffers (reused every step); activation backwards overwrite do
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from distbp.errors import check
@@ -15,10 +17,37 @@ from distbp.workspace import FRESH, Workspace
 Array = np.ndarray
 
 
+@dataclass
+class StepContext:
+    """What a training step tells layers that need more than their input: the
+    communicator (BatchNorm's global statistics), and the seed, the step and the global
+    example index of each row (Dropout's masks). None outside training: inference."""
+
+    comm: object
+    seed: int = 0
+    step: int = 0
+    rows: np.ndarray | None = None  # global example indices of this rank's rows
+
+    def rows_for(self, count: int) -> np.ndarray:
+        return np.arange(count) if self.rows is None else self.rows[:count]
+
+
 class Layer:
     """Base class. A layer without parameters only implements forward/backward."""
 
     name: str = "?"
+    context: StepContext | None = None  # set by Sequential.forward_train
+    collective = False  # True: forward/backward communicate, every rank must run them
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of non-trained state (e.g. running statistics), kept in model.flat_state."""
+        return {}
+
+    def bind_state(self, state: dict[str, Array]) -> None:
+        """Receive views into the model's flat state buffer."""
+
+    def init_state(self) -> None:
+        """Fill the bound state."""
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of this layer's parameters, in buffer order."""
@@ -161,10 +190,13 @@ class Tanh(Layer):
 
 
 def nonlinearity_after(layers: list[Layer], index: int) -> str:
-    """The activation that follows layers[index], used to pick its initialisation."""
-    following = layers[index + 1] if index + 1 < len(layers) else None
-    if isinstance(following, ReLU):
-        return "relu"
-    if isinstance(following, LeakyReLU):
-        return "leaky_relu"
+    """The activation that follows layers[index] (past normalisation, dropout and
+    pooling), used to pick its initialisation."""
+    for following in layers[index + 1:]:
+        if isinstance(following, ReLU):
+            return "relu"
+        if isinstance(following, LeakyReLU):
+            return "leaky_relu"
+        if not getattr(following, "transparent_to_init", False):
+            return "linear"
     return "linear"

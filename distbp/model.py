@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distbp.comm import SerialComm
 from distbp.errors import check
-from distbp.layers import Layer, nonlinearity_after
+from distbp.layers import Layer, StepContext, nonlinearity_after
 from distbp.losses import Loss
 from distbp.timeline import OFF, Timeline
 from distbp.workspace import Workspace
@@ -61,11 +62,20 @@ class Sequential:
                 offset += int(np.prod(shape))
         self.flat_params = np.zeros(offset, dtype=self.dtype)
         self.flat_grads = np.zeros(offset, dtype=self.dtype)
+        self.state_layout: list[tuple[str, int, tuple[int, ...]]] = []
+        state_offset = 0
+        for index, layer in enumerate(self.layers):
+            for sname, shape in layer.state_shapes().items():
+                self.state_layout.append((f"{index}.{sname}", state_offset, shape))
+                state_offset += int(np.prod(shape))
+        self.flat_state = np.zeros(state_offset, dtype=np.float64)  # e.g. running statistics
+        self.collective = any(layer.collective for layer in self.layers)
         self.workspaces = [Workspace() for _ in range(len(self.layers) + 1)]  # + the loss's
         self._bind()
         rng = np.random.default_rng(seed)
         for index, layer in enumerate(self.layers):
             layer.init_params(rng, nonlinearity_after(self.layers, index))
+            layer.init_state()
 
     def _views(self, flat: Array, index: int) -> dict[str, Array]:
         prefix = f"{index}."
@@ -75,6 +85,10 @@ class Sequential:
     def _bind(self) -> None:
         for index, layer in enumerate(self.layers):
             layer.bind(self._views(self.flat_params, index), self._views(self.flat_grads, index))
+            prefix = f"{index}."
+            layer.bind_state({name[len(prefix):]: self.flat_state[o:o + int(np.prod(shape))]
+                              .reshape(shape) for name, o, shape in self.state_layout
+                              if name.startswith(prefix)})
 
     def use_grad_buffer(self, buffer: Array, copy: bool = True) -> None:
         """Make `buffer` (1-D, same size and dtype) the gradient buffer."""
@@ -111,18 +125,26 @@ class Sequential:
 
     def _input(self, x: Array) -> Array:
         x = np.asarray(x)
-        check(x.ndim == 2, f"model input must be 2-D (batch, features), got shape {x.shape}")
+        check(x.ndim >= 2, f"model input must be at least 2-D (batch, features...), got shape "
+                           f"{x.shape}")
         return x.astype(self.dtype, copy=False)  # the one explicit cast, at the boundary
 
     def forward(self, x: Array) -> Array:
-        """Output for input x (B, in); keeps nothing for backward."""
+        """Inference (Dropout off, BatchNorm's running statistics): output for x; keeps
+        nothing for backward."""
         out = self._input(x)
         for layer in self.layers:
+            layer.context = None
             out, _ = layer.forward(out)
         return out
 
-    def forward_train(self, x: Array) -> tuple[Array, list[object]]:
-        """Output and the caches backward needs, in buffers reused by the next call."""
+    def forward_train(self, x: Array,
+                      context: StepContext | None = None) -> tuple[Array, list[object]]:
+        """Training forward: output and the caches backward needs, in buffers reused by the
+        next call. `context` (default: serial, step 0) feeds Dropout and BatchNorm."""
+        context = context or StepContext(SerialComm())
+        for layer in self.layers:
+            layer.context = context
         out, caches = self._input(x), []
         for layer, ws in zip(self.layers, self.workspaces, strict=False):
             out, cache = layer.forward(out, ws)
@@ -138,9 +160,10 @@ class Sequential:
         return dout
 
     def loss_sum_and_backward(self, x: Array, y: Array, loss: Loss, scale: float,
-                              accumulate: bool = False, timeline: Timeline = OFF) -> float:
+                              accumulate: bool = False, timeline: Timeline = OFF,
+                              context: StepContext | None = None) -> float:
         """Sum of per-example losses; gradients of (that sum * scale) into flat_grads."""
-        out, caches = self.forward_train(x)
+        out, caches = self.forward_train(x, context)
         total, loss_cache = loss.forward(out, y, self.workspaces[-1])
         timeline.mark("forward")
         self.backward(loss.backward(loss_cache, scale), caches, accumulate)
@@ -163,6 +186,7 @@ class Sequential:
         clone.dtype = resolve_dtype(dtype) if dtype is not None else self.dtype
         clone.flat_params = self.flat_params.astype(clone.dtype)
         clone.flat_grads = np.zeros_like(clone.flat_params)
+        clone.flat_state = self.flat_state.copy()
         clone.workspaces = [Workspace() for _ in clone.workspaces]
         clone._bind()
         return clone

@@ -16,6 +16,7 @@ import numpy as np
 from distbp.comm import SerialComm
 from distbp.data import shard_range
 from distbp.errors import CollectiveError, check
+from distbp.layers import StepContext
 from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
@@ -42,9 +43,9 @@ class DataParallel:
 
     def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
                  comm: SerialComm | None = None, micro_batch_size: int | None = None) -> None:
-        check(micro_batch_size is None or micro_batch_size > 0,
-              f"micro batch size must be > 0, got {micro_batch_size}")
+        check_micro_batches(model, micro_batch_size)
         self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.seed = 0  # Dropout masks: a function of (seed, step, example index)
         self.comm = comm or SerialComm()
         self.micro_batch_size = micro_batch_size
         self.timeline = OFF  # set a Timeline to see where the time goes
@@ -65,32 +66,43 @@ class DataParallel:
         self.comm.Bcast(self.model.flat_params, root=root)
 
     def broadcast_state(self) -> None:
-        """Every rank gets rank 0's parameters and optimizer state (after a restore)."""
+        """Every rank gets rank 0's parameters, model state (running statistics) and
+        optimizer state (after a restore)."""
         self.comm.Bcast(self.model.flat_params)
+        self.comm.Bcast(self.model.flat_state)
         for buffer in self.optimizer.state().values():
             self.comm.Bcast(buffer)
 
-    def local_gradient(self, x: Array, y: Array, global_count: int) -> None:
-        """This rank's share of the gradient and loss sum, scaled by 1/global_count."""
+    def local_gradient(self, x: Array, y: Array, global_count: int,
+                       rows: Array | None = None, step: int = 0) -> None:
+        """This rank's share of the gradient and loss sum, scaled by 1/global_count.
+
+        rows: the global example indices of x (Dropout masks); step: the global step."""
         scale = 1.0 / global_count
         chunk = self.micro_batch_size or max(len(x), 1)
         if len(x) == 0:  # an empty shard contributes zeros (otherwise backward overwrites)
             self.model.flat_grads[...] = 0
+        # a model that communicates inside forward/backward (BatchNorm) runs even on an
+        # empty shard, so that every rank makes the same collective calls
+        starts = range(0, max(len(x), 1 if self.model.collective else 0), chunk)
         loss_sum = 0.0
-        for start in range(0, len(x), chunk):
+        for start in starts:
+            context = StepContext(self.comm, self.seed, step,
+                                  None if rows is None else rows[start:start + chunk])
             loss_sum += self.model.loss_sum_and_backward(
                 x[start:start + chunk], y[start:start + chunk], self.loss, scale,
-                accumulate=start > 0, timeline=self.timeline)
+                accumulate=start > 0, timeline=self.timeline, context=context)
         grads = self.model.flat_grads
         finite = math.isfinite(loss_sum) and math.isfinite(float(np.dot(grads, grads)))
         self.stats[:] = (loss_sum * scale if finite else 0.0, not finite, 0)
 
-    def step(self, x: Array, y: Array, global_count: int, stop: bool = False) -> StepResult:
+    def step(self, x: Array, y: Array, global_count: int, stop: bool = False,
+             rows: Array | None = None, step: int = 0) -> StepResult:
         """One synchronous step on this rank's rows of a global batch.
 
         The update is skipped on every rank when any rank saw a non-finite value.
         """
-        self.local_gradient(x, y, global_count)
+        self.local_gradient(x, y, global_count, rows, step)
         self.stats[2] = stop
         self.comm.Allreduce(self.sync_buffer)
         self.timeline.mark("comm")
@@ -99,6 +111,14 @@ class DataParallel:
             self.optimizer.step()
         self.timeline.mark("update")
         return result
+
+
+def check_micro_batches(model: Sequential, micro_batch_size: int | None) -> None:
+    check(micro_batch_size is None or micro_batch_size > 0,
+          f"micro batch size must be > 0, got {micro_batch_size}")
+    check(micro_batch_size is None or not model.collective,
+          "--micro-batch-size does not combine with BatchNorm: its statistics are those of "
+          "the whole global batch, which micro-batches would split")
 
 
 def evaluate(model: Sequential, loss: Loss, x: Array, y: Array,

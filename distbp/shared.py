@@ -16,7 +16,7 @@ from distbp.errors import check
 from distbp.losses import Loss
 from distbp.model import Sequential
 from distbp.optim import Optimizer
-from distbp.parallel import DataParallel, StepResult
+from distbp.parallel import DataParallel, StepResult, check_micro_batches
 from distbp.timeline import OFF
 
 Array = np.ndarray
@@ -33,9 +33,9 @@ class SharedMemoryDataParallel(DataParallel):
     def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
                  comm: SerialComm, micro_batch_size: int | None = None) -> None:
         check(comm.nodes == 1, "shared-memory reduction needs all ranks on one node")
-        check(micro_batch_size is None or micro_batch_size > 0,
-              f"micro batch size must be > 0, got {micro_batch_size}")
+        check_micro_batches(model, micro_batch_size)
         self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.seed = 0
         self.comm, self.micro_batch_size = comm, micro_batch_size
         self.timeline = OFF
         size, root = model.num_parameters, comm.local_rank == 0
@@ -56,10 +56,12 @@ class SharedMemoryDataParallel(DataParallel):
         self.comm.node_barrier()  # one shared copy: nothing to send
 
     def broadcast_state(self) -> None:
+        self.comm.Bcast(self.model.flat_state)  # private to each rank; the rest is shared
         self.comm.node_barrier()
 
-    def step(self, x: Array, y: Array, global_count: int, stop: bool = False) -> StepResult:
-        self.local_gradient(x, y, global_count)
+    def step(self, x: Array, y: Array, global_count: int, stop: bool = False,
+             rows: Array | None = None, step: int = 0) -> StepResult:
+        self.local_gradient(x, y, global_count, rows, step)
         self.stats[2] = stop
         self.comm.node_barrier()  # every rank's gradient and stats are written
         self.timeline.mark("comm")

@@ -25,20 +25,19 @@ from distbp.faults import Preemption, inject_fault
 from distbp.launch import check_launch, slurm_description
 from distbp.parallel import check_same_everywhere, evaluate
 from distbp.progress import Progress
+from distbp.spec import CNN_SPEC, build_layers, mlp_spec
 from distbp.threads import auto_threads, set_blas_threads
 from distbp.trainer import make_trainer
 
-ACTIVATION_LAYERS = {"relu": distbp.ReLU, "leaky_relu": distbp.LeakyReLU,
-                     "tanh": distbp.Tanh, "sigmoid": distbp.Sigmoid}
 PREEMPTED = 75  # exit code after SIGTERM: checkpoint written, run again with --resume
 
 
 def build_model(args: argparse.Namespace, dataset: Dataset) -> distbp.Sequential:
-    sizes = [dataset.x_train.shape[1], *args.hidden, dataset.classes]
-    layers: list[distbp.Layer] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [distbp.Dense(fan_in, fan_out), ACTIVATION_LAYERS[args.activation]()]
-    return distbp.Sequential(layers[:-1], seed=args.seed, dtype=args.dtype)
+    """--model mlp (from --hidden, --activation), cnn, or a layer spec (distbp.spec)."""
+    spec = {"mlp": mlp_spec(args.hidden, args.activation), "cnn": CNN_SPEC}.get(args.model,
+                                                                               args.model)
+    layers = build_layers(spec, (dataset.x_train.shape[1],), dataset.classes)
+    return distbp.Sequential(layers, seed=args.seed, dtype=args.dtype)
 
 
 def build_optimizer(args: argparse.Namespace, model: distbp.Sequential) -> distbp.Optimizer:
@@ -73,7 +72,7 @@ def setup(args: argparse.Namespace, comm: SerialComm) -> dict:
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
     trainer = make_trainer(model, optimizer, distbp.SoftmaxCrossEntropy(), comm, args.reduce,
-                           args.micro_batch_size, args.exact, args.exact_shard_size)
+                           args.micro_batch_size, args.exact, args.exact_shard_size, args.seed)
     return dict(dataset=dataset, model=model, sampler=sampler, optimizer=optimizer,
                 trainer=trainer, schedule=build_schedule(args, lr, sampler.steps_per_epoch),
                 batch=batch)
@@ -155,7 +154,7 @@ def train_epoch(args, comm, run, position, preemption) -> tuple[bool, int]:
         x, y = data.x_train[indices], data.y_train[indices]
         x = inject_fault(comm.rank, position.step, x)
         trainer.timeline.mark("data")
-        result = trainer.step(x, y, global_count, preemption.requested)
+        result = trainer.step(x, y, global_count, preemption.requested, indices, position.step)
         trainer.timeline.end_step()
         if result.nonfinite and args.on_nonfinite == "stop":
             raise CollectiveError(f"non-finite loss or gradient at step {position.step} (epoch "

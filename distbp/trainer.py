@@ -14,12 +14,16 @@ from distbp.shared import SharedMemoryDataParallel
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
                  reduce: str = "auto", micro_batch_size: int | None = None,
-                 exact: bool = False, exact_shard_size: int = 128) -> DataParallel:
+                 exact: bool = False, exact_shard_size: int = 128, seed: int = 0) -> DataParallel:
     """reduce: 'shared' (within one node), 'allreduce', or 'auto' (shared on one node
-    with several ranks, Allreduce otherwise). exact: ExactDataParallel (Allreduce)."""
+    with several ranks, Allreduce otherwise). exact: ExactDataParallel (Allreduce).
+    seed: of the Dropout masks."""
     check(reduce in ("auto", "shared", "allreduce"), f"unknown reduce '{reduce}'")
     if exact:
-        return ExactDataParallel(model, optimizer, loss, comm, exact_shard_size)
-    if reduce == "shared" or (reduce == "auto" and comm.size > 1 and comm.nodes == 1):
-        return SharedMemoryDataParallel(model, optimizer, loss, comm, micro_batch_size)
-    return DataParallel(model, optimizer, loss, comm, micro_batch_size)
+        trainer = ExactDataParallel(model, optimizer, loss, comm, exact_shard_size)
+    elif reduce == "shared" or (reduce == "auto" and comm.size > 1 and comm.nodes == 1):
+        trainer = SharedMemoryDataParallel(model, optimizer, loss, comm, micro_batch_size)
+    else:
+        trainer = DataParallel(model, optimizer, loss, comm, micro_batch_size)
+    trainer.seed = seed
+    return trainer

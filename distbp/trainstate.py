@@ -50,7 +50,8 @@ def describe(fingerprint: dict) -> dict[str, str]:
 def save(directory: str, position: Position, trainer: DataParallel, fingerprint: dict,
          keep: int) -> Path:
     model, optimizer = trainer.model, trainer.optimizer
-    arrays = {"params": model.flat_params, "opt_steps": np.array(optimizer.steps),
+    arrays = {"params": model.flat_params, "model_state": model.flat_state,
+              "opt_steps": np.array(optimizer.steps),
               "position": checkpoint.encode(asdict(position)),
               "fingerprint": checkpoint.encode(describe(fingerprint))}
     arrays.update({f"opt.{name}": value for name, value in optimizer.state().items()})
@@ -63,8 +64,8 @@ def read(path: Path, model: Sequential, optimizer: Optimizer, fingerprint: dict)
     saved = checkpoint.decode(arrays["fingerprint"])
     problems = differences(saved, describe(fingerprint), ("the checkpoint", "this run"))
     check(not problems, f"checkpoint {path} is from a different run: " + "; ".join(problems))
-    expected = {"params": model.flat_params, **{f"opt.{k}": v for k, v in
-                                                optimizer.state().items()}}
+    expected = {"params": model.flat_params, "model_state": model.flat_state,
+                **{f"opt.{k}": v for k, v in optimizer.state().items()}}
     for key, target in expected.items():
         check(key in arrays and arrays[key].shape == target.shape
               and arrays[key].dtype == target.dtype,
@@ -87,6 +88,7 @@ def restore(comm: SerialComm, path: Path | None, trainer: DataParallel,
     trainer.load_state(meta["trainer"])
     if comm.is_root:
         model.flat_params[...] = arrays["params"]
+        model.flat_state[...] = arrays["model_state"]
         for key, buffer in optimizer.state().items():
             buffer[...] = arrays[f"opt.{key}"]
     trainer.broadcast_state()

@@ -79,7 +79,7 @@ def test_unknown_dtype_is_rejected(dtype):
 
 def test_bad_input_shapes():
     model = api_model()
-    with pytest.raises(ValueError, match=r"model input must be 2-D .* got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"model input must be at least 2-D .* got shape \(4,\)"):
         model.forward(np.zeros(4))
     with pytest.raises(ValueError, match=r"expected 2 labels of shape \(2,\), got shape \(3,\)"):
         model.loss_and_backward(np.zeros((2, 4)), np.array([0, 1, 2]),

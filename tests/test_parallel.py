@@ -142,3 +142,36 @@ def test_exact_mode_redoes_an_overflowing_step_and_stays_identical(comm):
     assert hashlib.sha256(params.tobytes()).digest() == \
         hashlib.sha256(serial_params.tobytes()).digest()
     assert all(theirs == params.tobytes() for theirs in comm.allgather(params.tobytes()))
+
+
+def cnn_fit(comm, trainer_class, batch, steps=4):
+    """A CNN with BatchNorm (global statistics) and Dropout (per-example masks)."""
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((60, 36)), rng.integers(0, 3, 60)
+    model = distbp.Sequential([
+        distbp.Reshape(1, 6, 6), distbp.Conv2D(1, 4, 3, padding=1), distbp.BatchNorm(4),
+        distbp.ReLU(), distbp.MaxPool2D(2), distbp.Flatten(), distbp.Dropout(0.3),
+        distbp.Dense(36, 8), distbp.BatchNorm(8), distbp.Tanh(), distbp.Dense(8, 3)],
+        seed=2, dtype=np.float64)
+    trainer = trainer_class(model, distbp.SGD(model, lr=0.05, momentum=0.9), LOSS, comm)
+    trainer.seed = 5
+    trainer.broadcast_parameters()
+    sampler = GlobalBatchSampler(len(x), batch, seed=1)
+    for step, (rows, count) in enumerate(sampler.local_batches(0, comm.rank, comm.size)):
+        if step == steps:
+            break
+        trainer.step(x[rows], y[rows], count, rows=rows, step=step)
+    return model
+
+
+@pytest.mark.parametrize("trainer_class", [DataParallel, SharedMemoryDataParallel])
+@pytest.mark.parametrize("batch", [23, 3])
+def test_cnn_with_batchnorm_and_dropout_is_rank_count_invariant(comm, trainer_class, batch):
+    distributed = cnn_fit(comm, trainer_class, batch)
+    serial = cnn_fit(SerialComm(), DataParallel, batch)
+    np.testing.assert_allclose(distributed.flat_params, serial.flat_params, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(distributed.flat_state, serial.flat_state, rtol=1e-9,
+                               atol=1e-12)  # running statistics too
+    assert not np.array_equal(serial.flat_state, cnn_fit(SerialComm(), DataParallel, batch,
+                                                         steps=0).flat_state)
