@@ -67,47 +67,49 @@ class Conv2D(Layer):
         check(out_h > 0 and out_w > 0, f"layer {self.name} ({self!r}): input {height}x{width} "
                                        "is smaller than the kernel")
         p, s, k = self.padding, self.stride, self.kernel_size
+        channels, out_channels = self.in_channels, self.out_channels
         padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
         windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        windows = windows[:, :, :out_h, :out_w]  # (B, C, OH, OW, k, k)
-        cols = ws.array("cols", (batch, out_h, out_w, self.in_channels, k, k), x.dtype)
-        np.copyto(cols, windows.transpose(0, 2, 3, 1, 4, 5))  # im2col
-        cols = cols.reshape(batch * out_h * out_w, self.in_channels * k * k)  # (B*OH*OW, Ckk)
-        flat = np.matmul(cols, self.W.reshape(self.out_channels, -1).T,
-                         out=ws.array("flat", (len(cols), self.out_channels), x.dtype))
-        flat += self.b
-        out = ws.array("out", (batch, self.out_channels, out_h, out_w), x.dtype)
-        np.copyto(out, flat.reshape(batch, out_h, out_w, self.out_channels).transpose(0, 3, 1, 2))
+        windows = windows[:, :, :out_h, :out_w]  # (B, C, OH, OW, k, k), a view
+        # im2col, laid out (C, k, k, B, OH, OW): each copied plane runs along the image rows
+        cols = ws.array("cols", (channels, k, k, batch, out_h, out_w), x.dtype)
+        np.copyto(cols, windows.transpose(1, 4, 5, 0, 2, 3))
+        cols = cols.reshape(channels * k * k, batch * out_h * out_w)
+        flat = np.matmul(self.W.reshape(out_channels, -1), cols,  # the one GEMM
+                         out=ws.array("flat", (out_channels, cols.shape[1]), x.dtype))
+        flat += self.b[:, None]
+        out = ws.array("out", (batch, out_channels, out_h, out_w), x.dtype)
+        np.copyto(out, flat.reshape(out_channels, batch, out_h, out_w).transpose(1, 0, 2, 3))
         return out, (cols, x.shape)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array | None:
-        cols, shape = cache
+        cols, shape = cache  # cols: (C k k, B OH OW)
         batch, channels, height, width = shape
         out_h, out_w = dout.shape[2:]
-        dflat = ws.array("dflat", (batch, out_h, out_w, self.out_channels), dout.dtype)
-        np.copyto(dflat, dout.transpose(0, 2, 3, 1))
-        dflat = dflat.reshape(-1, self.out_channels)  # (B*OH*OW, OC)
-        dW = self.dW.reshape(self.out_channels, -1)
+        oc, k, s, p = self.out_channels, self.kernel_size, self.stride, self.padding
+        dflat = ws.array("dflat", (oc, batch, out_h, out_w), dout.dtype)
+        np.copyto(dflat, dout.transpose(1, 0, 2, 3))
+        dflat = dflat.reshape(oc, batch * out_h * out_w)
+        dW = self.dW.reshape(oc, -1)
         if accumulate:
-            dW += dflat.T @ cols
-            self.db += dflat.sum(axis=0)
+            dW += dflat @ cols.T
+            self.db += dflat.sum(axis=1)
         else:
-            np.matmul(dflat.T, cols, out=dW)
-            np.sum(dflat, axis=0, out=self.db)
+            np.matmul(dflat, cols.T, out=dW)
+            np.sum(dflat, axis=1, out=self.db)
         if not need_dx:
             return None
-        k, s, p = self.kernel_size, self.stride, self.padding
-        dcols = np.matmul(dflat, self.W.reshape(self.out_channels, -1),
+        dcols = np.matmul(self.W.reshape(oc, -1).T, dflat,
                           out=ws.array("dcols", cols.shape, dout.dtype))
-        dcols = dcols.reshape(batch, out_h, out_w, channels, k, k)
+        dcols = dcols.reshape(channels, k, k, batch, out_h, out_w)
         dpadded = ws.array("dpadded", (batch, channels, height + 2 * p, width + 2 * p),
                            dout.dtype)
         dpadded[...] = 0
         for i in range(k):  # col2im: one strided add per kernel position
             for j in range(k):
                 dpadded[:, :, i:i + s * out_h:s, j:j + s * out_w:s] += \
-                    dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+                    dcols[:, i, j].transpose(1, 0, 2, 3)
         return dpadded[:, :, p:p + height, p:p + width] if p else dpadded
 
     def __repr__(self) -> str:
@@ -130,19 +132,27 @@ class MaxPool2D(Layer):
               f"layer {self.name} ({self!r}) needs (batch, C, H, W) with H and W divisible "
               f"by {k}, got {x.shape}")
         b, c, h, w = x.shape
-        windows = x.reshape(b, c, h // k, k, w // k, k).transpose(0, 1, 2, 4, 3, 5)
-        windows = windows.reshape(b, c, h // k, w // k, k * k)
-        winner = windows.argmax(axis=-1)  # first maximum: one exact subgradient
-        out = np.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
+        out = ws.array("out", (b, c, h // k, w // k), x.dtype)
+        winner = ws.array("winner", out.shape, np.uint8)  # which window position won
+        greater = ws.array("greater", out.shape, bool)
+        np.copyto(out, x[:, :, 0::k, 0::k])
+        winner[...] = 0
+        for position in range(1, k * k):  # strided views: no copies of the input
+            view = x[:, :, position // k::k, position % k::k]
+            np.greater(view, out, out=greater)  # strictly: the first maximum wins
+            np.copyto(winner, position, where=greater)
+            np.maximum(out, view, out=out)
         return out, (winner, x.shape)
 
     def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
-        winner, (b, c, h, w) = cache
+        winner, shape = cache
         k = self.size
-        dwindows = np.zeros((b, c, h // k, w // k, k * k), dtype=dout.dtype)
-        np.put_along_axis(dwindows, winner[..., None], dout[..., None], axis=-1)
-        dwindows = dwindows.reshape(b, c, h // k, w // k, k, k).transpose(0, 1, 2, 4, 3, 5)
-        return dwindows.reshape(b, c, h, w)
+        dx = ws.array("dx", shape, dout.dtype)
+        mask = ws.array("mask", winner.shape, bool)
+        for position in range(k * k):
+            np.equal(winner, position, out=mask)
+            np.multiply(dout, mask, out=dx[:, :, position // k::k, position % k::k])
+        return dx
 
     def __repr__(self) -> str:
         return f"MaxPool2D({self.size})"

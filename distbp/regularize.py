@@ -105,42 +105,53 @@ class BatchNorm(Layer):
         return values if ndim == 2 else values[:, None, None]
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple | None]:
-        axes = self.axes(x)
+        axes, ndim = self.axes(x), x.ndim
         if self.context is None:  # inference: running statistics
             scale = self.gamma / np.sqrt(self.running_var + self.eps)
             shift = self.beta - self.running_mean * scale
-            return x * self.shaped(scale, x.ndim) + self.shaped(shift, x.ndim), None
+            return x * self.shaped(scale, ndim).astype(x.dtype) \
+                + self.shaped(shift, ndim).astype(x.dtype), None
+        square = np.multiply(x, x, out=ws.array("square", x.shape, x.dtype))
         count = x.size // self.num_features
-        sums = np.concatenate([x.sum(axis=axes, dtype=np.float64),
-                               np.square(x, dtype=np.float64).sum(axis=axes), [count]])
+        sums = np.concatenate([np.sum(x, axis=axes, dtype=np.float64),  # float64 sums
+                               np.sum(square, axis=axes, dtype=np.float64), [count]])
         self.context.comm.Allreduce(sums)  # the global batch's sums
         total = max(sums[-1], 1.0)
         mean = sums[:self.num_features] / total
         var = np.maximum(sums[self.num_features:-1] / total - mean * mean, 0.0)
         invstd = 1.0 / np.sqrt(var + self.eps)
-        xhat = ((x - self.shaped(mean, x.ndim)) * self.shaped(invstd, x.ndim)).astype(x.dtype)
-        out = xhat * self.shaped(self.gamma, x.ndim) + self.shaped(self.beta, x.ndim)
+        xhat = np.subtract(x, self.shaped(mean, ndim).astype(x.dtype),
+                           out=ws.array("xhat", x.shape, x.dtype))
+        xhat *= self.shaped(invstd, ndim).astype(x.dtype)
+        out = np.multiply(xhat, self.shaped(self.gamma, ndim), out=ws.array("out", x.shape,
+                                                                           x.dtype))
+        out += self.shaped(self.beta, ndim)
         unbiased = var * total / max(total - 1, 1.0)
         self.running_mean += self.momentum * (mean - self.running_mean)
         self.running_var += self.momentum * (unbiased - self.running_var)
-        return out, (xhat, invstd.astype(x.dtype), total)
+        return out, (xhat, invstd, total)
 
     def backward(self, dout, cache, accumulate=False, need_dx=True, ws=FRESH):
         xhat, invstd, total = cache
-        axes = (0,) if dout.ndim == 2 else (0, 2, 3)
-        local = np.concatenate([dout.sum(axis=axes, dtype=np.float64),
-                                (dout * xhat).sum(axis=axes, dtype=np.float64)])
+        axes, ndim, f = (0,) if dout.ndim == 2 else (0, 2, 3), dout.ndim, self.num_features
+        product = np.multiply(dout, xhat, out=ws.array("product", dout.shape, dout.dtype))
+        local = np.concatenate([np.sum(dout, axis=axes, dtype=np.float64),
+                                np.sum(product, axis=axes, dtype=np.float64)])
         if accumulate:
-            self.dbeta += local[:self.num_features]
-            self.dgamma += local[self.num_features:]
+            self.dbeta += local[:f]
+            self.dgamma += local[f:]
         else:
-            self.dbeta[...] = local[:self.num_features]
-            self.dgamma[...] = local[self.num_features:]
+            self.dbeta[...] = local[:f]
+            self.dgamma[...] = local[f:]
         self.context.comm.Allreduce(local)  # the global batch's two sums
-        sum_dout = self.shaped(local[:self.num_features], dout.ndim)
-        sum_dout_xhat = self.shaped(local[self.num_features:], dout.ndim)
-        scale = self.shaped(self.gamma * invstd / total, dout.ndim)
-        return ((total * dout - sum_dout - xhat * sum_dout_xhat) * scale).astype(dout.dtype)
+        # dx = gamma invstd / N (N dout - sum(dout) - xhat sum(dout xhat)), per feature
+        scale = self.gamma * invstd / total
+        dx = np.multiply(dout, self.shaped(scale * total, ndim).astype(dout.dtype),
+                         out=ws.array("dx", dout.shape, dout.dtype))
+        dx -= self.shaped(scale * local[:f], ndim).astype(dout.dtype)
+        np.multiply(xhat, self.shaped(scale * local[f:], ndim).astype(dout.dtype), out=product)
+        dx -= product
+        return dx
 
     def __repr__(self) -> str:
         return f"BatchNorm({self.num_features})"
