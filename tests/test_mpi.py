@@ -7,7 +7,7 @@ import pytest
 from mpi_helpers import run_mpi
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 4])
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
 def test_parallel_suite_under_mpirun(ranks):
     result, _ = run_mpi(ranks, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--with-mpi",
                                 "-o", "timeout=60", "tests/test_parallel.py"], timeout=300)

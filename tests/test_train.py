@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from distbp import train
@@ -108,3 +109,34 @@ def test_profile_prints_each_phase(capsys):
     cells = [float(c) for c in row.split()[2:]]
     assert len(cells) == 6 and cells[1] > 0 and cells[2] > 0
     assert cells[-1] == pytest.approx(sum(cells[:-1]), abs=0.01)
+
+
+def image_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    images = (rng.integers(0, 60, (120, 8, 8)) + labels[:, None, None] * 60).astype(np.uint8)
+    np.savez(tmp_path / "img.npz", x_train=images[:90], y_train=labels[:90],
+             x_test=images[90:], y_test=labels[90:])
+    return str(tmp_path / "img.npz")
+
+
+def test_cnn_spec_trains_on_images(capsys, tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    code, out, err = run(capsys, "--dataset", image_npz(tmp_path), "--model",
+                         "conv4,bn,relu,pool2,dropout0.1,dense8,relu", "--epochs", "3",
+                         "--batch-size", "16", "--optimizer", "adam", "--lr", "0.01",
+                         "--metrics", str(metrics))
+    assert code == 0, err
+    summary = json.loads(metrics.read_text().splitlines()[-1])
+    assert summary["test_accuracy"] > 0.6  # three easy classes of 8x8 images
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--micro-batch-size", "4"], "--micro-batch-size does not combine with BatchNorm"),
+    (["--exact"], "--exact does not support BatchNorm"),
+    (["--model", "conv4,wobble"], "--model: unknown layer 'wobble'"),
+])
+def test_batchnorm_refuses_split_statistics(capsys, tmp_path, flags, message):
+    code, out, err = run(capsys, "--dataset", image_npz(tmp_path), "--model",
+                         "conv4,bn,relu", *flags)
+    assert code == 2 and message in err and err.count("\n") == 1, err
