@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -30,6 +31,7 @@ from distbp.threads import auto_threads, set_blas_threads
 from distbp.trainer import make_trainer
 
 PREEMPTED = 75  # exit code after SIGTERM: checkpoint written, run again with --resume
+SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE death
 
 
 def build_model(args: argparse.Namespace, dataset: Dataset) -> distbp.Sequential:
@@ -217,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     except CollectiveError as exc:  # raised on every rank together: no abort needed
         print0(comm, f"distbp.train: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly, as Unix does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if comm.size > 1:
+            comm.Abort(SIGPIPE_EXIT)
+        return SIGPIPE_EXIT
     except Exception as exc:  # this rank alone, maybe: end every rank now
         fail(comm, exc)
     return 0

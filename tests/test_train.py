@@ -1,6 +1,8 @@
 """The `distbp.train` job in one process: flags, config files, metrics, bad input."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -140,3 +142,12 @@ def test_batchnorm_refuses_split_statistics(capsys, tmp_path, flags, message):
     code, out, err = run(capsys, "--dataset", image_npz(tmp_path), "--model",
                          "conv4,bn,relu", *flags)
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_closed_output_pipe_ends_the_job_quietly():
+    job = subprocess.Popen([sys.executable, "-m", "distbp.train", "--epochs", "5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert job.stdout.readline().startswith(b"distbp: 1 rank(s)")
+    job.stdout.close()  # like `| head -1`
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 141 and err == b""
