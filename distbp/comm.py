@@ -192,18 +192,6 @@ def print0(comm: SerialComm, *args: object, **kwargs: Any) -> None:
         print(*args, **kwargs, flush=True)
 
 
-def abort_on_exception(comm: SerialComm, show_traceback: bool = True) -> None:
-    """Make an uncaught exception on any rank end the whole job, naming the rank.
-
-    Without this, the other ranks would wait forever in their next collective.
-    """
-
-    def hook(kind, value, tb) -> None:
-        fail(comm, value, show_traceback=show_traceback)
-
-    sys.excepthook = hook
-
-
 def fail(comm: SerialComm, error: BaseException, code: int = 1,
          show_traceback: bool = True) -> None:
     """Print the traceback (not for bad input) and one line naming the rank and the

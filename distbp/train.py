@@ -85,8 +85,7 @@ def fingerprint(args, run) -> dict:
             "dataset": run["dataset"].shapes(), "optimizer": run["optimizer"].settings(),
             "schedule": (args.schedule, args.epochs, args.warmup_epochs, args.lr_scaling),
             "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size,
-            "exact": (args.exact, args.exact_shard_size if args.exact else None),
-            "reduce": type(run["trainer"]).__name__}
+            "exact": (args.exact, args.exact_shard_size if args.exact else None)}
 
 
 def train(args: argparse.Namespace, comm: SerialComm) -> int:
