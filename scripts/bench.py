@@ -29,9 +29,9 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
 
     import distbp
-    from distbp.comm import world
-    from distbp.threads import auto_threads, set_blas_threads
-    from distbp.trainer import make_trainer
+    from distbp.dist.choose import make_trainer
+    from distbp.dist.comm import world
+    from distbp.dist.threads import auto_threads, set_blas_threads
 
     comm = world()
     blas = set_blas_threads(args.threads or auto_threads(comm.local_size))

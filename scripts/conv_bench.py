@@ -16,9 +16,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import distbp
-from distbp.conv import Conv2D
-from distbp.parallel import DataParallel
-from distbp.spec import CNN_SPEC, build_layers
+from distbp.dist.step import DataParallel
+from distbp.nn.conv import Conv2D
+from distbp.nn.spec import CNN_SPEC, build_layers
 
 
 def median_seconds(function, steps: int, repeats: int = 5) -> float:

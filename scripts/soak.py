@@ -15,10 +15,10 @@ import os
 import sys
 
 import distbp
-from distbp.comm import print0, world
 from distbp.data import GlobalBatchSampler, synthetic
-from distbp.parallel import DataParallel
-from distbp.threads import auto_threads, set_blas_threads
+from distbp.dist.comm import print0, world
+from distbp.dist.step import DataParallel
+from distbp.dist.threads import auto_threads, set_blas_threads
 
 
 def rss_mb() -> float:

@@ -1,4 +1,5 @@
-"""Shared test helpers: small random models and data."""
+"""Shared test helpers: small models, a seeded generator, the job in this process. The
+other helpers (mpirun, IDX files, a Slurm cluster, fault hooks) sit beside this file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 import distbp
+from distbp import train
 
 
 def mlp(sizes: list[int], activation=distbp.Tanh, seed: int = 0,
@@ -16,6 +18,13 @@ def mlp(sizes: list[int], activation=distbp.Tanh, seed: int = 0,
         if index < len(sizes) - 2:
             layers.append(activation())
     return distbp.Sequential(layers, seed=seed, dtype=dtype)
+
+
+def run_job(capsys, *flags: str) -> tuple[int, str, str]:
+    """`python -m distbp.train --quiet FLAGS` in this process: (exit code, stdout, stderr)."""
+    code = train.main(["--quiet", *flags])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -40,10 +40,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_mpi(ranks: int | list[tuple[int, list[str]]], args: list[str] | None = None,
-            timeout: float = 120, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    """mpirun -n ranks python args (or MPMD: [(n, args), ...]); returns (result, seconds)."""
+            timeout: float = 120, fault: str | None = None,
+            **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """mpirun -n ranks python args (or MPMD: [(n, args), ...]); returns (result, seconds).
+
+    fault: RANK:STEP[:KIND], run the job through tests/faults.py with that fault."""
     command = [mpirun_path()]
     groups = [(ranks, args or [])] if isinstance(ranks, int) else ranks
+    if fault is not None:
+        env["DISTBP_FAULT_INJECT"] = fault
+        groups = [(count, with_fault(group_args)) for count, group_args in groups]
     for index, (count, group_args) in enumerate(groups):
         command += ([":"] if index else []) + ["-n", str(count), sys.executable, *group_args]
     started, before = time.monotonic(), shared_segments()
@@ -54,6 +60,12 @@ def run_mpi(ranks: int | list[tuple[int, list[str]]], args: list[str] | None = N
         for stale in shared_segments() - before:
             stale.unlink(missing_ok=True)
     return result, seconds
+
+
+def with_fault(args: list[str]) -> list[str]:
+    """`-m distbp.train FLAGS` as `tests/faults.py FLAGS`: the job with the fault hooks."""
+    assert args[:2] == ["-m", "distbp.train"], args
+    return [str(ROOT / "tests" / "faults.py"), *args[2:]]
 
 
 def shared_segments() -> set[Path]:

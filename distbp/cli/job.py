@@ -1,0 +1,157 @@
+"""`python -m distbp.train`: synchronous data-parallel training (MLPs, CNNs).
+
+    python -m distbp.train                     # one process
+    mpirun -n 4 python -m distbp.train         # four ranks: same results, faster
+    srun --mpi=pmi2 python -m distbp.train     # inside a Slurm allocation
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+from distbp.cli import checkpoint, state
+from distbp.cli.config import parse_args
+from distbp.cli.preemption import Preemption
+from distbp.cli.progress import Progress, memory_report
+from distbp.cli.run import Run, reduction_name, setup
+from distbp.dist import timeline
+from distbp.dist.agreement import check_same_everywhere
+from distbp.dist.choose import make_reduction
+from distbp.dist.comm import SerialComm, fail, launcher_rank, print0, world
+from distbp.dist.launch import check_launch, slurm_description
+from distbp.dist.threads import set_blas_threads
+from distbp.errors import CollectiveError, ConfigError
+
+PREEMPTED = 75  # exit code after SIGTERM: checkpoint written, run again with --resume
+SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE death
+
+
+def train(args: argparse.Namespace, comm: SerialComm) -> int:
+    """Set up, agree, restore, then epochs of the loop; returns the exit code."""
+    reduction = make_reduction(reduction_name(args), comm, args.exact_shard_size)
+    blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))
+    run = comm.run_agreed(lambda: setup(args, comm, reduction))
+    run.trainer.broadcast_parameters()
+    check_same_everywhere(comm, run.fingerprint)
+    position = state.restore(comm, resume_path(args), run.trainer,
+                             run.fingerprint) or state.Position()
+    log = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
+                   run.sampler.steps_per_epoch, args.epochs)
+    log.start(start_line(comm, run, blas, position))
+    comm.watch_stalls(args.stall_timeout)
+    if args.profile:
+        run.trainer.timeline = timeline.Timeline()
+    started = time.perf_counter()
+    with Preemption() as preemption:
+        while position.epoch < args.epochs:
+            epoch_start = time.perf_counter()
+            stopped, examples = train_epoch(args, comm, run, position, preemption, log)
+            if stopped:
+                path = save_checkpoint(args, comm, run, position)
+                log.say(f"preempted (SIGTERM): stopped after step {position.step}; checkpoint "
+                        f"{path}; continue with --resume")
+                return PREEMPTED
+            train_time = time.perf_counter() - epoch_start
+            test = reduction.evaluate(run.model, run.trainer.loss, run.dataset.x_test,
+                                      run.dataset.y_test, comm)
+            log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
+                       "lr": run.optimizer.lr,
+                       "train_loss": position.loss_sum / max(position.seen, 1),
+                       "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                       "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
+                       "epoch_time": time.perf_counter() - epoch_start,
+                       "wall_time": time.perf_counter() - started, "ranks": comm.size})
+            position.next_epoch()
+            if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
+                save_checkpoint(args, comm, run, position)
+    save_checkpoint(args, comm, run, position)
+    if args.profile:  # asked for explicitly: printed even with --quiet
+        print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
+    log.finish({"event": "summary", "test_correct": test["correct"], "test_count": test["count"],
+                **memory_report(comm), "config": vars(args)})
+    return 0
+
+
+def train_epoch(args: argparse.Namespace, comm: SerialComm, run: Run, position: state.Position,
+                preemption: Preemption, log: Progress) -> tuple[bool, int]:
+    """The loop: forward -> backward -> reduce -> update. Returns (stopped, examples)."""
+    data, trainer = run.dataset, run.trainer
+    batches = run.sampler.local_batches(position.epoch, comm.rank, comm.size,
+                                        trainer.reduction.shard_size)
+    examples = 0
+    for indices, global_count in islice(batches, position.step_in_epoch, None):  # resume mid-epoch
+        run.optimizer.lr = run.schedule(position.step)
+        comm.set_context(f"step {position.step}")
+        trainer.timeline.start()
+        x, y = data.x_train[indices], data.y_train[indices]
+        trainer.timeline.mark("data")
+        result = trainer.step(x, y, global_count, preemption.requested, indices, position.step)
+        trainer.timeline.end_step()
+        if result.nonfinite and args.on_nonfinite == "stop":
+            raise CollectiveError(f"non-finite loss or gradient at step {position.step} (epoch "
+                                  f"{position.epoch + 1}); stopped before updating, checkpoints "
+                                  "are intact (--on-nonfinite skip skips such steps)")
+        position.advance(result.loss, global_count, result.nonfinite)
+        examples += global_count
+        log.batch(result.loss)
+        if result.stop:
+            return True, examples
+        if args.checkpoint_steps and position.step % args.checkpoint_steps == 0:
+            save_checkpoint(args, comm, run, position)
+    return False, examples
+
+
+def start_line(comm: SerialComm, run: Run, blas: str, position: state.Position) -> str:
+    """Where and what runs: ranks, nodes, MPI, BLAS, model, data, batch, reduction."""
+    slurm = slurm_description()
+    data = run.dataset
+    return (f"{comm.size} rank(s) on {comm.nodes} node(s){', ' + slurm if slurm else ''}, "
+            f"MPI: {comm.library}; BLAS: {blas}; {run.model!r}, {run.model.num_parameters} "
+            f"parameters; dataset {data.name} {len(data.x_train)}/{len(data.x_test)}; global "
+            f"batch {run.batch}; {type(run.trainer.reduction).__name__}"
+            + (f"; resumed at step {position.step}" if position.step else ""))
+
+
+def resume_path(args: argparse.Namespace) -> Path | None:
+    if args.resume is None:
+        return None
+    return checkpoint.latest(args.checkpoint_dir) if args.resume == "latest" else Path(args.resume)
+
+
+def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
+                    position: state.Position) -> Path | None:
+    """Rank 0 writes; the other ranks go on."""
+    if not (args.checkpoint_dir and comm.is_root):
+        return None
+    return state.save(args.checkpoint_dir, position, run.trainer, run.fingerprint,
+                      args.keep_checkpoints)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The job's exit code: 0 done, 2 bad input, 75 preempted, 141 output closed."""
+    try:
+        args = parse_args(argv)
+        comm = world()
+        check_launch(comm.size)
+    except ConfigError as exc:  # identical on every rank: each exits, rank 0 says why
+        if launcher_rank() == 0:
+            print(f"distbp.train: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return train(args, comm)
+    except CollectiveError as exc:  # raised on every rank together: no abort needed
+        print0(comm, f"distbp.train: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly, as Unix does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if comm.size > 1:
+            comm.Abort(SIGPIPE_EXIT)
+        return SIGPIPE_EXIT
+    except Exception as exc:  # this rank alone, maybe: end every rank now
+        fail(comm, exc)
+    return 0

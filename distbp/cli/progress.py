@@ -1,0 +1,100 @@
+"""Rank 0's side effects: the start line, a progress bar or epoch lines, metrics JSONL,
+and the memory report of the summary.
+
+Every method is a no-op on other ranks, so the training loop calls them unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+from distbp.dist.comm import SerialComm
+
+
+class Progress:
+    """What rank 0 shows and records; every method is a no-op on the other ranks."""
+
+    def __init__(self, is_root: bool, quiet: bool, metrics_path: str | None, append: bool,
+                 steps_per_epoch: int, epochs: int) -> None:
+        self.active = is_root
+        self.quiet = quiet
+        self.metrics_path = metrics_path if is_root else None
+        if self.metrics_path:  # fail now, not after an hour of training
+            open(self.metrics_path, "a" if append else "w").close()
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+        self.bar = None
+        self.last: dict = {}
+        self.use_bar = is_root and not quiet and sys.stderr.isatty() and has_tqdm()
+
+    def start(self, line: str) -> None:
+        self.say(f"distbp: {line}")
+
+    def say(self, line: str) -> None:
+        if self.active and not self.quiet:
+            print(line, flush=True)
+
+    def batch(self, loss: float) -> None:
+        if not self.use_bar:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.steps_per_epoch, unit="batch", leave=False,
+                            desc=f"epoch {self.last.get('epoch', 0) + 1}/{self.epochs}")
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def epoch(self, record: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.last = record
+        eta = record["wall_time"] / record["epoch"] * (self.epochs - record["epoch"])
+        self.say(f"epoch {record['epoch']:3d}/{self.epochs}  train loss {record['train_loss']:.4f}"
+                 f"  test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}"
+                 f"  {record['samples_per_s']:,.0f} samples/s  {record['epoch_time']:.1f}s"
+                 f"  ETA {eta:.0f}s")
+        self.write(record)
+
+    def write(self, record: dict) -> None:
+        if self.metrics_path:
+            with open(self.metrics_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")  # one write per record
+
+    def finish(self, summary: dict) -> dict:
+        summary = {**{k: v for k, v in self.last.items() if k != "event"}, **summary}
+        self.write(summary)
+        if self.active:
+            print(f"final test accuracy: {summary.get('test_accuracy', float('nan')):.4f} "
+                  f"({summary['test_correct']}/{summary['test_count']}), test loss "
+                  f"{summary.get('test_loss', float('nan')):.4f}, "
+                  f"{summary.get('wall_time', 0):.1f}s", flush=True)
+        return summary
+
+
+def memory_report(comm: SerialComm) -> dict[str, list[float]]:
+    """Per rank: peak resident set size, and private (anonymous) memory now, in MB.
+
+    Resident memory includes the memory-mapped dataset pages, which the ranks of a
+    node share through the page cache; private memory is each rank's own.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    private = float("nan")
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    private = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    ranks = comm.allgather((round(peak, 1), round(private, 1)))
+    return {"peak_rss_mb": [p for p, _ in ranks], "private_mb": [q for _, q in ranks]}
+
+
+def has_tqdm() -> bool:
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,90 @@
+"""Everything a training run is made of, built once from the flags: the dataset, model,
+optimizer, schedule, sampler, the data-parallel step, and the configuration fingerprint."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from distbp.data.dataset import Dataset
+from distbp.data.loaders import load
+from distbp.data.sampler import GlobalBatchSampler
+from distbp.dist.comm import SerialComm
+from distbp.dist.reduction import Reduction
+from distbp.dist.step import DataParallel
+from distbp.errors import check
+from distbp.nn.losses import SoftmaxCrossEntropy
+from distbp.nn.sequential import Sequential
+from distbp.nn.spec import CNN_SPEC, build_layers, mlp_spec
+from distbp.optim.optimizers import SGD, Adam, AdamW, Optimizer
+from distbp.optim.schedules import Constant, Cosine, Schedule, StepDecay, Warmup
+
+
+@dataclass
+class Run:
+    """The run's objects, identical in shape on every rank."""
+
+    dataset: Dataset
+    model: Sequential
+    optimizer: Optimizer
+    schedule: Schedule
+    sampler: GlobalBatchSampler
+    trainer: DataParallel
+    batch: int  # the global batch size
+    fingerprint: dict[str, Any]  # what every rank, and a checkpoint, must agree on
+
+
+def build_model(args: argparse.Namespace, dataset: Dataset) -> Sequential:
+    """--model mlp (from --hidden, --activation), cnn, or a layer spec (distbp.nn.spec)."""
+    spec = {"mlp": mlp_spec(args.hidden, args.activation), "cnn": CNN_SPEC}.get(args.model,
+                                                                               args.model)
+    layers = build_layers(spec, (dataset.x_train.shape[1],), dataset.classes)
+    return Sequential(layers, seed=args.seed, dtype=args.dtype)
+
+
+def build_optimizer(args: argparse.Namespace, model: Sequential) -> Optimizer:
+    if args.optimizer == "sgd":
+        return SGD(model, args.lr, momentum=args.momentum, nesterov=args.nesterov,
+                   weight_decay=args.weight_decay)
+    cls = Adam if args.optimizer == "adam" else AdamW
+    return cls(model, args.lr, weight_decay=args.weight_decay)
+
+
+def build_schedule(args: argparse.Namespace, lr: float, steps_per_epoch: int) -> Schedule:
+    total = args.epochs * steps_per_epoch
+    schedule = {"constant": lambda: Constant(lr),
+                "step": lambda: StepDecay(lr, args.step_epochs * steps_per_epoch, args.gamma),
+                "cosine": lambda: Cosine(lr, total)}[args.schedule]()
+    return Warmup(schedule, round(args.warmup_epochs * steps_per_epoch))
+
+
+def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
+    return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
+
+
+def reduction_name(args: argparse.Namespace) -> str:
+    """--exact selects the fixed-point reduction, else --reduce (auto, allreduce, shared)."""
+    return "exact" if args.exact else args.reduce
+
+
+def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> Run:
+    """Everything before the loop; a bad input raises ConfigError (on this rank)."""
+    dataset = load(args.dataset, args.data_dir, args.dtype)
+    check(len(dataset.x_train) >= comm.size, f"{comm.size} ranks but only "
+                                             f"{len(dataset.x_train)} training examples")
+    model = build_model(args, dataset)
+    batch = global_batch_size(args, comm)
+    sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
+    lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
+    optimizer = build_optimizer(args, model)
+    trainer = DataParallel(model, optimizer, SoftmaxCrossEntropy(), comm, args.micro_batch_size,
+                           reduction, args.seed)
+    fingerprint = {
+        "model": model.describe(), "seed": args.seed, "batch_size": batch,
+        "dataset": dataset.shapes(), "optimizer": optimizer.settings(),
+        "schedule": (args.schedule, args.epochs, args.warmup_epochs, args.lr_scaling),
+        "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size,
+        "exact": reduction.fingerprint()}
+    return Run(dataset, model, optimizer, build_schedule(args, lr, sampler.steps_per_epoch),
+               sampler, trainer, batch, fingerprint)

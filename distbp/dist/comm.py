@@ -1,0 +1,208 @@
+"""The communication module, and the only one that imports mpi4py.
+
+Thin verbs named after MPI: uppercase for buffers (Allreduce in place, Bcast), lowercase
+for small pickled objects (allgather). At size 1 (no MPI, or not launched under MPI)
+every verb is a no-op, so serial is simply size 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from distbp.errors import CollectiveError, ConfigError
+from distbp.dist.watchdog import Watchdog
+
+T = TypeVar("T")
+
+# Set by the process managers we know of (MPICH hydra, PMI-1/2 via srun, PMIx, Open MPI).
+LAUNCHER_RANK_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+PRINTING_RANK_VARS = (*LAUNCHER_RANK_VARS, "SLURM_PROCID")
+LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
+def launcher_rank() -> int:
+    """This process's rank as the launcher announced it (0 if not launched by one);
+    decides who prints errors found before MPI starts."""
+    for name in PRINTING_RANK_VARS:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def launched_under_mpi() -> bool:
+    return any(name in os.environ for name in LAUNCHER_RANK_VARS + LAUNCHER_SIZE_VARS)
+
+
+class SerialComm:
+    """Size-1 communicator: every collective is the identity."""
+
+    rank, size, local_rank, local_size, nodes = 0, 1, 0, 1, 1
+    library = "none (serial)"
+    watchdog: Watchdog | None = None
+
+    def watch_stalls(self, timeout: float | None) -> None:
+        """Abort the job if any collective waits longer than `timeout` seconds."""
+        if timeout and self.size > 1 and self.watchdog is None:
+            self.watchdog = Watchdog(timeout, self.rank, self.Abort)
+
+    def set_context(self, context: str) -> None:
+        """Where the program is (e.g. "step 12"), for the watchdog's report."""
+        if self.watchdog is not None:
+            self.watchdog.context = context
+
+    def waiting(self, operation: str) -> contextlib.AbstractContextManager:
+        return self.watchdog.around(operation) if self.watchdog else contextlib.nullcontext()
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802 - MPI verb
+        """Reduce `buffer` over ranks in place: op "sum" or "max"."""
+
+    def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
+        """Overwrite `buffer` with root's."""
+
+    def allgather(self, obj: T) -> list[T]:
+        return [obj]
+
+    def bcast(self, obj: T, root: int = 0) -> T:
+        return obj
+
+    def Barrier(self) -> None:  # noqa: N802
+        pass
+
+    def node_barrier(self) -> None:
+        """Barrier among the ranks of this node."""
+
+    def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
+        """Arrays in memory shared by this node's ranks: one of `count` elements per
+        local rank (index = local rank), or with `single` one array for all of them."""
+        return [np.zeros(count, dtype=dtype)]
+
+    def Abort(self, code: int = 1) -> None:  # noqa: N802
+        os._exit(code)
+
+    def agree(self, error: BaseException | None) -> None:
+        """Raise CollectiveError on every rank if `error` is set on any rank."""
+        messages = self.allgather(None if error is None else str(error))
+        failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
+        if failed:
+            rank, text = failed[0]
+            where = f"on rank {rank}: " if self.size > 1 else ""
+            raise CollectiveError(where + text) from error
+
+    def run_agreed(self, function: Callable[[], T]) -> T:
+        """Call function on every rank; a ConfigError on any rank is raised on all."""
+        try:
+            result, error = function(), None
+        except ConfigError as exc:
+            result, error = None, exc
+        self.agree(error)
+        return result
+
+
+class MPIComm(SerialComm):
+    """A wrapper over an mpi4py communicator (COMM_WORLD by default)."""
+
+    def __init__(self, comm: Any = None) -> None:
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = self.node.Get_rank(), self.node.Get_size()
+        self.windows: list[Any] = []  # shared-memory windows, kept alive with this object
+        self.nodes = len(set(self.allgather(socket.gethostname())))
+        self.library = MPI.Get_library_version().splitlines()[0].strip()
+
+    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
+        with self.waiting("Allreduce"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
+                                op=self.MPI.MAX if op == "max" else self.MPI.SUM)
+
+    def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
+        with self.waiting("Bcast"):
+            self.comm.Bcast(buffer, root=root)
+
+    def allgather(self, obj: T) -> list[T]:
+        with self.waiting("allgather"):
+            return self.comm.allgather(obj)
+
+    def bcast(self, obj: T, root: int = 0) -> T:
+        with self.waiting("bcast"):
+            return self.comm.bcast(obj, root=root)
+
+    def Barrier(self) -> None:  # noqa: N802
+        with self.waiting("Barrier"):
+            self.comm.Barrier()
+
+    def Abort(self, code: int = 1) -> None:  # noqa: N802
+        self.comm.Abort(code)
+
+    def node_barrier(self) -> None:
+        with self.waiting("node Barrier"):
+            self.node.Barrier()
+
+    def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
+        itemsize = np.dtype(dtype).itemsize
+        mine = 0 if single and self.local_rank else count * itemsize
+        window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)
+        self.windows.append(window)
+        owners = [0] if single else range(self.local_size)
+        arrays = []
+        for owner in owners:
+            memory, _ = window.Shared_query(owner)
+            arrays.append(np.frombuffer(memory, dtype=dtype, count=count))
+        return arrays
+
+
+def world() -> SerialComm:
+    """COMM_WORLD when launched under MPI, else the serial communicator.
+
+    Set DISTBP_SERIAL=1 to force serial. Launched by mpirun/srun with more than one
+    task but without mpi4py is an error: N copies would each think they are rank 0.
+    """
+    if os.environ.get("DISTBP_SERIAL") == "1" or not launched_under_mpi():
+        return SerialComm()
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        size = next((os.environ[n] for n in LAUNCHER_SIZE_VARS if n in os.environ), "1")
+        if size != "1":
+            raise ConfigError(f"launched as {size} MPI tasks but mpi4py is not installed: "
+                              "pip install 'distbp[mpi]'") from None
+        return SerialComm()
+    return MPIComm()
+
+
+def print0(comm: SerialComm, *args: object, **kwargs: Any) -> None:
+    """print on rank 0 only."""
+    if comm.rank == 0:
+        print(*args, **kwargs, flush=True)
+
+
+def fail(comm: SerialComm, error: BaseException, code: int = 1,
+         show_traceback: bool = True) -> None:
+    """Print the traceback (not for bad input) and one line naming the rank and the
+    error, then end every rank."""
+    where = f" on rank {comm.rank} of {comm.size}" if comm.size > 1 else ""
+    text = f"distbp: error{where}: {type(error).__name__}: {error}\n"
+    if show_traceback and not isinstance(error, ConfigError):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__)) + text
+    sys.stdout.flush()
+    os.write(2, text.encode())  # one write: nothing interleaves or is lost half-way
+    if comm.size > 1:
+        time.sleep(0.3)  # let the launcher forward our stderr before the abort tears it down
+        comm.Abort(code)
+    os._exit(code)

@@ -1,0 +1,67 @@
+"""Within one node: every rank's gradient in MPI-3 shared memory, one shared copy of the
+parameters and of the optimizer state; each rank sums and updates its own part in place.
+
+This replaces an Allreduce (which copies every gradient through shared memory several
+times) and n identical optimizer updates with one read of the n gradients and one
+update, split n ways. Multi-node jobs use the plain Allreduce (AllreduceSum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distbp.data.sampler import shard_range
+from distbp.dist.comm import SerialComm
+from distbp.dist.reduction import FLOAT_SLOTS, FloatSum, StepResult, result_of
+from distbp.errors import check
+from distbp.nn.sequential import Sequential
+from distbp.optim.optimizers import Optimizer
+
+ALIGN = 16  # elements: parts start on 64-byte boundaries, no false sharing
+
+
+class SharedMemorySum(FloatSum):
+    """node barrier -> sum and update my part of the shared parameters -> node barrier.
+
+    After a step, model.flat_grads holds this rank's own (scaled) gradient; the summed
+    gradient exists only part by part, where each rank used it.
+    """
+
+    def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
+        check(comm.nodes == 1, "shared-memory reduction needs all ranks on one node")
+        super().attach(model, optimizer, comm)
+        size, root = model.num_parameters, comm.local_rank == 0
+        self.segments = comm.node_shared(size + FLOAT_SLOTS, model.dtype)  # one per rank
+        self.use_buffer(self.segments[comm.local_rank], copy=False)
+        model.use_param_buffer(comm.node_shared(size, model.dtype, single=True)[0], copy=root)
+        for name in list(optimizer.state()):
+            optimizer.use_state_buffer(name, comm.node_shared(size, model.dtype, single=True)[0],
+                                       copy=root)
+        start, stop = shard_range(-(-size // ALIGN), comm.local_rank, comm.local_size)
+        self.part = slice(start * ALIGN, min(stop * ALIGN, size))
+        self.reduced = np.empty(self.part.stop - self.part.start, dtype=model.dtype)
+        comm.node_barrier()  # every rank sees rank 0's parameters
+
+    def reduce(self) -> StepResult:
+        self.comm.node_barrier()  # every rank's gradient and stats are written
+        stats = self.segments[0][-FLOAT_SLOTS:].astype(np.float64)
+        for segment in self.segments[1:]:  # rank order: the same sums on every rank
+            stats += segment[-FLOAT_SLOTS:]
+        return result_of(stats)
+
+    def update(self) -> None:
+        part, reduced = self.part, self.reduced
+        np.copyto(reduced, self.segments[0][part])
+        for segment in self.segments[1:]:
+            reduced += segment[part]
+        self.optimizer.step(part, reduced)
+
+    def finish(self) -> None:
+        self.comm.node_barrier()  # parameters updated, gradients read: next step may start
+
+    def broadcast_parameters(self, root: int = 0) -> None:
+        self.comm.node_barrier()  # one shared copy: nothing to send
+
+    def broadcast_state(self) -> None:
+        self.comm.Bcast(self.model.flat_state)  # private to each rank; the rest is shared
+        self.comm.node_barrier()

@@ -1,0 +1,73 @@
+"""Pooling on NCHW tensors: max over non-overlapping windows (strided views, no copies
+of the input), and the global average over each channel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distbp.errors import check
+from distbp.nn.layer import Layer, check_positive_ints
+from distbp.nn.workspace import FRESH, Workspace
+
+Array = np.ndarray
+
+
+class MaxPool2D(Layer):
+    """Max over non-overlapping size x size windows (H and W divisible by size)."""
+
+    transparent_to_init = True
+
+    def __init__(self, size: int = 2) -> None:
+        check_positive_ints("MaxPool2D", size=size)
+        self.size = int(size)
+
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
+        """x (B, C, H, W) -> out (B, C, H/k, W/k); the cache is (which window position
+        won (B, C, H/k, W/k) uint8, the input shape)."""
+        k = self.size
+        check(x.ndim == 4 and x.shape[2] % k == 0 and x.shape[3] % k == 0,
+              f"layer {self.name} ({self!r}) needs (batch, C, H, W) with H and W divisible "
+              f"by {k}, got {x.shape}")
+        b, c, h, w = x.shape
+        out = ws.array("out", (b, c, h // k, w // k), x.dtype)
+        winner = ws.array("winner", out.shape, np.uint8)  # which window position won
+        greater = ws.array("greater", out.shape, bool)
+        np.copyto(out, x[:, :, 0::k, 0::k])
+        winner[...] = 0
+        for position in range(1, k * k):  # strided views: no copies of the input
+            view = x[:, :, position // k::k, position % k::k]
+            np.greater(view, out, out=greater)  # strictly: the first maximum wins
+            np.copyto(winner, position, where=greater)
+            np.maximum(out, view, out=out)
+        return out, (winner, x.shape)
+
+    def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
+                 need_dx: bool = True, ws: Workspace = FRESH) -> Array:
+        """dout (B, C, H/k, W/k) -> dx (B, C, H, W): each gradient to its window's winner."""
+        winner, shape = cache
+        k = self.size
+        dx = ws.array("dx", shape, dout.dtype)
+        mask = ws.array("mask", winner.shape, bool)
+        for position in range(k * k):
+            np.equal(winner, position, out=mask)
+            np.multiply(dout, mask, out=dx[:, :, position // k::k, position % k::k])
+        return dx
+
+    def __repr__(self) -> str:
+        return f"MaxPool2D({self.size})"
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean over H and W: (B, C, H, W) -> (B, C)."""
+
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
+        """x (B, C, H, W) -> out (B, C); the cache is the input shape."""
+        check(x.ndim == 4, f"layer {self.name} (GlobalAvgPool2D) needs (batch, C, H, W), "
+                           f"got {x.shape}")
+        return x.mean(axis=(2, 3)), x.shape
+
+    def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
+                 need_dx: bool = True, ws: Workspace = FRESH) -> Array:
+        """dout (B, C) -> dx (B, C, H, W), each pixel dout / (H W)."""
+        b, c, h, w = cache
+        return np.broadcast_to((dout / (h * w))[:, :, None, None], cache).copy()

@@ -1,0 +1,73 @@
+"""Steady-state data-parallel steps (distbp.dist.step, each reduction) allocate no activation- or parameter-sized arrays:
+kernels write into workspace buffers and the optimizers into their scratch buffers."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import mlp
+
+import distbp
+from distbp.dist.choose import REDUCTIONS
+from distbp.dist.comm import SerialComm
+from distbp.dist.step import DataParallel
+
+BATCH, WIDTH = 128, 1024
+OPTIMIZERS = {
+    "sgd": lambda m: distbp.SGD(m, lr=0.01),
+    "sgd_nesterov_wd": lambda m: distbp.SGD(m, lr=0.01, momentum=0.9, nesterov=True,
+                                            weight_decay=1e-4),
+    "adam_l2": lambda m: distbp.Adam(m, lr=1e-3, weight_decay=1e-4),
+    "adamw": lambda m: distbp.AdamW(m, lr=1e-3),
+}
+TRAINERS = list(REDUCTIONS)  # every reduction in the table
+
+
+CASES = [(distbp.ReLU, optimizer, trainer) for optimizer in OPTIMIZERS for trainer in TRAINERS]
+CASES += [(activation, "sgd", "allreduce")
+          for activation in (distbp.Tanh, distbp.Sigmoid, distbp.LeakyReLU)]
+
+
+def step_allocations(width, activation, optimizer, trainer_kind):
+    """(peak extra bytes during 10 steady-state steps, bytes still held after them)."""
+    model = mlp([64, width, width, 10], activation, dtype=np.float32)
+    trainer = DataParallel(model, OPTIMIZERS[optimizer](model), distbp.SoftmaxCrossEntropy(),
+                           SerialComm(), reduction=REDUCTIONS[trainer_kind](128))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 64)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH)
+    for _ in range(3):  # warm-up: workspaces take their buffers
+        trainer.step(x, y, BATCH)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            trainer.step(x, y, BATCH)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before, current - before
+
+
+@pytest.mark.parametrize("activation,optimizer,trainer_kind", CASES)
+def test_steady_state_steps_allocate_nothing_large(activation, optimizer, trainer_kind):
+    small = step_allocations(WIDTH // 2, activation, optimizer, trainer_kind)
+    large = step_allocations(WIDTH, activation, optimizer, trainer_kind)
+    # Doubling the width doubles the activations (to 512 KiB) and triples the parameters
+    # (to 4.3 MiB), but not what a step allocates: only numpy's fixed-size ufunc iterator
+    # buffers (a broadcast add, a casting copy), never an activation or parameter array.
+    assert abs(large[0] - small[0]) < 4096, f"allocations grow with the model: {small}, {large}"
+    assert large[0] < BATCH * WIDTH * 4 / 2, f"a step allocated {large[0]} bytes"
+    assert large[1] < 4096  # and nothing accumulates from step to step
+
+
+def test_the_probe_sees_allocations():
+    """The measurement itself works: an allocating step is caught."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        waste = np.ones((BATCH, WIDTH), dtype=np.float32) * 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - before >= waste.nbytes

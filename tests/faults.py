@@ -1,0 +1,67 @@
+"""`python tests/faults.py [distbp.train flags]`: the training job with a fault installed.
+
+DISTBP_FAULT_INJECT=RANK:STEP[:KIND] makes that rank misbehave at that global step:
+raise (default), nan (NaN in its input rows), hang (sleep), kill (SIGKILL itself),
+sigterm (SIGTERM itself, as Slurm does before a preemption), kill-in-checkpoint (rank 0
+SIGKILLs itself between writing that step's checkpoint and renaming it). The hooks wrap
+the data-parallel step and the checkpoint's rename: production code carries no fault.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distbp.cli import checkpoint, job
+from distbp.dist.step import DataParallel
+
+FAULT_ENV = "DISTBP_FAULT_INJECT"
+KINDS = ("raise", "nan", "hang", "kill", "sigterm", "kill-in-checkpoint")
+
+
+def planned() -> tuple[int, int, str]:
+    """(rank, step, kind) from the environment."""
+    parts = os.environ[FAULT_ENV].split(":")
+    kind = parts[2] if len(parts) > 2 and parts[2] in KINDS else "raise"
+    return int(parts[0]), int(parts[1]), kind
+
+
+def install() -> None:
+    rank, at_step, kind = planned()
+    step, publish = DataParallel.step, checkpoint.publish
+
+    def faulty_step(self, x, y, global_count, stop=False, rows=None, step_number=0):
+        if self.comm.rank == rank and step_number == at_step:
+            if kind == "raise":
+                raise RuntimeError(f"fault injected by {FAULT_ENV}={os.environ[FAULT_ENV]} "
+                                   f"at step {at_step}")
+            if kind == "nan" and len(x):
+                x = np.array(x, copy=True)
+                x[0, 0] = np.nan
+            elif kind == "hang":
+                time.sleep(3600)
+            elif kind == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif kind == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+                stop = True  # the handler has run: the loop would have passed True
+        return step(self, x, y, global_count, stop, rows, step_number)
+
+    def faulty_publish(temporary: Path, target: Path) -> None:
+        if kind == "kill-in-checkpoint" and rank == 0 and \
+                target.name == f"ckpt-{at_step:09d}.npz":
+            os.kill(os.getpid(), signal.SIGKILL)
+        publish(temporary, target)
+
+    DataParallel.step = faulty_step
+    checkpoint.publish = faulty_publish
+
+
+if __name__ == "__main__":
+    install()
+    sys.exit(job.main(sys.argv[1:]))

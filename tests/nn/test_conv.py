@@ -1,0 +1,51 @@
+"""Conv2D (distbp.nn.conv): gradient checks (float64, central differences), a
+direct convolution, and a CNN using every layer kind."""
+
+import numpy as np
+import pytest
+
+import distbp
+
+LOSS = distbp.SoftmaxCrossEntropy()
+
+
+def model(*layers, seed=1):
+    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (distbp.Conv2D(2, 3, 3, 1, 1), (3, 2, 6, 6)),
+    (distbp.Conv2D(2, 3, 3, 2, 0), (3, 2, 7, 7)),
+    (distbp.Conv2D(2, 2, 2, 2, 1), (2, 2, 5, 5)),
+], ids=repr)
+def test_layer_gradcheck(layer, shape):
+    x = np.random.default_rng(11).standard_normal(shape)
+    assert distbp.gradcheck(layer, x, seed=3) < 1e-7
+
+
+def test_cnn_with_every_layer_gradcheck():
+    rng = np.random.default_rng(5)
+    m = model(distbp.Reshape(1, 6, 6), distbp.Conv2D(1, 4, 3, 1, 1), distbp.BatchNorm(4),
+              distbp.ReLU(), distbp.MaxPool2D(2), distbp.Conv2D(4, 4, 3, 1, 1), distbp.Tanh(),
+              distbp.GlobalAvgPool2D(), distbp.Dropout(0.2), distbp.Dense(4, 6),
+              distbp.BatchNorm(6), distbp.Dense(6, 3))
+    x, y = rng.standard_normal((4, 36)), rng.integers(0, 3, 4)
+    assert distbp.gradcheck(m, x, y, LOSS) < 1e-7
+    assert distbp.gradcheck(m, x) < 1e-7
+
+
+def test_conv_matches_a_direct_convolution():
+    rng = np.random.default_rng(0)
+    conv = model(distbp.Conv2D(2, 3, 3, stride=2, padding=1))
+    x = rng.standard_normal((2, 2, 5, 5))
+    weight, bias = conv.layers[0].W, conv.layers[0].b
+    bias[...] = rng.standard_normal(3)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = np.zeros((2, 3, 3, 3))
+    for b in range(2):
+        for o in range(3):
+            for i in range(3):
+                for j in range(3):
+                    patch = padded[b, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+                    expected[b, o, i, j] = np.sum(patch * weight[o]) + bias[o]
+    np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-12)

@@ -1,0 +1,58 @@
+"""BatchNorm (distbp.nn.normalization): gradient checks, running statistics, and
+statistics of the global batch (the allreduce goes through the step context)."""
+
+import numpy as np
+import pytest
+
+import distbp
+from distbp.nn.layer import StepContext
+
+
+def model(*layers, seed=1):
+    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (distbp.BatchNorm(2), (4, 2, 5, 5)),
+    (distbp.BatchNorm(5), (6, 5)),
+], ids=repr)
+def test_layer_gradcheck(layer, shape):
+    x = np.random.default_rng(11).standard_normal(shape)
+    assert distbp.gradcheck(layer, x, seed=3) < 1e-7
+
+
+def test_batchnorm_inference_uses_running_statistics():
+    rng = np.random.default_rng(2)
+    m = model(distbp.BatchNorm(3))
+    x = rng.standard_normal((200, 3)) * 4 + 7
+    for _ in range(200):
+        m.forward_train(x)
+    running = m.flat_state.reshape(2, 3)
+    np.testing.assert_allclose(running[0], x.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(running[1], x.var(0, ddof=1), rtol=1e-6)
+    out = m.forward(x)
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-6)
+
+
+class SumOfTwoHalves:
+    """A stand-in communicator: this 'rank' holds one half, the other half is added."""
+
+    def __init__(self, other_sums):
+        self.other_sums, self.calls = other_sums, 0
+
+    def Allreduce(self, buffer):  # noqa: N802 - the MPI verb
+        buffer += self.other_sums[self.calls]
+        self.calls += 1
+
+
+def test_batchnorm_normalises_with_the_global_batch_statistics():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 3)) * 3 + 1
+    whole = model(distbp.BatchNorm(3))
+    expected, _ = whole.forward_train(x)
+    half = model(distbp.BatchNorm(3)).layers[0]
+    second = x[4:]
+    half.context = StepContext(SumOfTwoHalves([np.concatenate(
+        [second.sum(0), (second * second).sum(0), [4]])]))
+    out, _ = half.forward(x[:4])
+    np.testing.assert_allclose(out, expected[:4], rtol=1e-12)  # not the first half's own
