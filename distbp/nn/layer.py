@@ -76,13 +76,13 @@ class Layer:
         """Fill the bound parameters (deterministic given rng)."""
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Any]:
-        """(output, what backward needs); the output may be a workspace buffer."""
+        """x (B, ...) -> (out (B, ...), what backward needs); out may be a workspace buffer."""
         raise NotImplementedError
 
     def backward(self, dout: Array, cache: Any, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array | None:
-        """Write (or, with accumulate, add) parameter gradients; return d/d(input) shaped
-        like the input, possibly in dout itself (None when need_dx is False)."""
+        """dout like out -> dx like x, possibly in dout itself (None when need_dx is False);
+        parameter gradients are written (or, with accumulate, added) into their views."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

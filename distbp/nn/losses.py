@@ -24,7 +24,7 @@ class Loss:
         raise NotImplementedError
 
     def backward(self, cache: object, scale: float) -> Array:
-        """scale * d(loss sum)/d(out): (B, K), possibly in a buffer of the cache."""
+        """cache -> scale * d(loss sum)/d(out): (B, K), possibly in a buffer of the cache."""
         raise NotImplementedError
 
     def correct(self, out: Array, y: Array) -> int | None:

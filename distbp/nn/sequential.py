@@ -151,8 +151,8 @@ class Sequential:
         return out, caches
 
     def backward(self, dout: Array, caches: list[object], accumulate: bool = False) -> Array | None:
-        """Write (or add, if accumulate) all parameter gradients; return d/d(input)
-        (None: the first layer skips that GEMM). May overwrite dout."""
+        """dout (B, out) -> d/d(input) (None: the first layer skips that GEMM); writes (or,
+        if accumulate, adds) all parameter gradients. May overwrite dout."""
         for index in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[index].backward(dout, caches[index], accumulate,
                                                need_dx=index > 0, ws=self.workspaces[index])
