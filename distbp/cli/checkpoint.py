@@ -66,6 +66,7 @@ def publish(temporary: Path, target: Path) -> None:
 
 
 def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -18,11 +18,15 @@ SCHEDULES = ("constant", "step", "cosine")
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one ConfigError line, not usage and exit 2."""
+
     def error(self, message: str):  # one clear line instead of usage + exit
+        """Raise instead of printing usage and exiting."""
         raise ConfigError(f"{message} (see --help)")
 
 
 def build_parser() -> Parser:
+    """Every flag of `python -m distbp.train`, with its default and help."""
     p = Parser(prog="python -m distbp.train",
                description="Synchronous data-parallel training of an MLP. Launch with "
                            "`mpirun -n N python -m distbp.train ...`; the rank count "
@@ -92,6 +96,7 @@ def build_parser() -> Parser:
 
 
 def read_toml(path: str) -> dict[str, object]:
+    """The table in a TOML file; a missing or malformed file is one ConfigError."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -122,6 +127,7 @@ def defaults_from_file(parser: Parser, path: str) -> None:
 
 
 def convert(action: argparse.Action, value: object, where: str) -> object:
+    """A config-file value checked as strictly as the flag's own parsing would."""
     if isinstance(action, argparse._StoreTrueAction):
         check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
     elif action.type is int:
@@ -139,6 +145,7 @@ def convert(action: argparse.Action, value: object, where: str) -> object:
 
 
 def parse_hidden(text: object) -> list[int]:
+    """'128,64' -> [128, 64]; '' or 'none' -> [] (a linear model)."""
     text = str(text).strip()
     if text.lower() in ("", "none"):
         return []
@@ -151,6 +158,7 @@ def parse_hidden(text: object) -> list[int]:
 
 
 def validate(args: argparse.Namespace) -> None:
+    """Checks that argparse cannot express; derives checkpoint_steps/_epochs."""
     for flag in ("epochs", "batch_size", "base_batch_size", "step_epochs"):
         check(isinstance(getattr(args, flag), int) and getattr(args, flag) > 0,
               f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)!r}")

@@ -118,6 +118,7 @@ def start_line(comm: SerialComm, run: Run, blas: str, position: state.Position) 
 
 
 def resume_path(args: argparse.Namespace) -> Path | None:
+    """The checkpoint --resume names: 'latest' in --checkpoint-dir, or a path."""
     if args.resume is None:
         return None
     return checkpoint.latest(args.checkpoint_dir) if args.resume == "latest" else Path(args.resume)

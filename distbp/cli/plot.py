@@ -16,6 +16,7 @@ from distbp.errors import ConfigError, check
 
 
 def read_epochs(path: str) -> list[dict]:
+    """The epoch records of one metrics JSONL file."""
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
@@ -33,6 +34,7 @@ def read_epochs(path: str) -> list[dict]:
 
 
 def draw(runs: dict[str, list[dict]], output: str, title: str | None) -> None:
+    """Loss and accuracy curves of every run into `output` (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +65,7 @@ def draw(runs: dict[str, list[dict]], output: str, title: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m distbp.plot`: exit code 0, or 2 with one line for bad input."""
     parser = argparse.ArgumentParser(prog="python -m distbp.plot", description=__doc__)
     parser.add_argument("metrics", nargs="+", help="metrics JSONL files from --metrics")
     parser.add_argument("-o", "--output", default="curves.png", help="PNG to write")

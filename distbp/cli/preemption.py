@@ -18,6 +18,7 @@ class Preemption:
         return self
 
     def handle(self, signum: int, frame: Any) -> None:
+        """The SIGTERM handler: remember the request."""
         self.requested = True
 
     def __exit__(self, *exc_info: object) -> None:

@@ -29,13 +29,16 @@ class Progress:
         self.use_bar = is_root and not quiet and sys.stderr.isatty() and has_tqdm()
 
     def start(self, line: str) -> None:
+        """The start line: what runs where."""
         self.say(f"distbp: {line}")
 
     def say(self, line: str) -> None:
+        """One line on rank 0 unless --quiet."""
         if self.active and not self.quiet:
             print(line, flush=True)
 
     def batch(self, loss: float) -> None:
+        """After a step: advance the progress bar (on a terminal)."""
         if not self.use_bar:
             return
         if self.bar is None:
@@ -46,6 +49,7 @@ class Progress:
         self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     def epoch(self, record: dict) -> None:
+        """After an epoch: its line, and its record in the metrics file."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -58,11 +62,13 @@ class Progress:
         self.write(record)
 
     def write(self, record: dict) -> None:
+        """Append one JSON record to the metrics file (rank 0, with --metrics)."""
         if self.metrics_path:
             with open(self.metrics_path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")  # one write per record
 
     def finish(self, summary: dict) -> dict:
+        """The summary record and the final line; returns the summary."""
         summary = {**{k: v for k, v in self.last.items() if k != "event"}, **summary}
         self.write(summary)
         if self.active:
@@ -93,6 +99,7 @@ def memory_report(comm: SerialComm) -> dict[str, list[float]]:
 
 
 def has_tqdm() -> bool:
+    """Whether the progress extra (tqdm) is installed."""
     try:
         import tqdm  # noqa: F401
     except ImportError:

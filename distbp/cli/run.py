@@ -44,6 +44,7 @@ def build_model(args: argparse.Namespace, dataset: Dataset) -> Sequential:
 
 
 def build_optimizer(args: argparse.Namespace, model: Sequential) -> Optimizer:
+    """--optimizer sgd (momentum, nesterov), adam or adamw, with --weight-decay."""
     if args.optimizer == "sgd":
         return SGD(model, args.lr, momentum=args.momentum, nesterov=args.nesterov,
                    weight_decay=args.weight_decay)
@@ -52,6 +53,7 @@ def build_optimizer(args: argparse.Namespace, model: Sequential) -> Optimizer:
 
 
 def build_schedule(args: argparse.Namespace, lr: float, steps_per_epoch: int) -> Schedule:
+    """--schedule over the whole run, wrapped in --warmup-epochs of linear warm-up."""
     total = args.epochs * steps_per_epoch
     schedule = {"constant": lambda: Constant(lr),
                 "step": lambda: StepDecay(lr, args.step_epochs * steps_per_epoch, args.gamma),
@@ -60,6 +62,7 @@ def build_schedule(args: argparse.Namespace, lr: float, steps_per_epoch: int) ->
 
 
 def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
+    """--batch-size, or --batch-size-per-rank x ranks."""
     return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
 
 

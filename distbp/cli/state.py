@@ -19,6 +19,8 @@ from distbp.optim.optimizers import Optimizer
 
 @dataclass
 class Position:
+    """Where training is; saved in checkpoints, identical on every rank."""
+
     step: int = 0  # global steps done
     epoch: int = 0  # current epoch (from 0)
     step_in_epoch: int = 0  # steps of the current epoch done

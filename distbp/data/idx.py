@@ -55,6 +55,7 @@ def open_idx(path: str | Path, ndim: int, cache_dir: str | Path | None = None) -
 
 
 def default_cache_dir() -> Path:
+    """$DISTBP_CACHE, else $XDG_CACHE_HOME/distbp, else ~/.cache/distbp."""
     base = os.environ.get("DISTBP_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "distbp")
     return Path(base)

@@ -21,6 +21,7 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def search_dirs(name: str, data_dir: str | None) -> list[Path]:
+    """Where a named dataset is looked for, in order."""
     roots = [data_dir, os.environ.get("DISTBP_DATA")]
     dirs = []
     for root in filter(None, roots):
@@ -29,6 +30,7 @@ def search_dirs(name: str, data_dir: str | None) -> list[Path]:
 
 
 def find_idx_dir(name: str, data_dir: str | None) -> Path:
+    """The first directory holding all four IDX files (plain or .gz)."""
     candidates = search_dirs(name, data_dir)
     for directory in candidates:
         if all(any((directory / (stem + ext)).exists() for ext in ("", ".gz"))
@@ -40,6 +42,7 @@ def find_idx_dir(name: str, data_dir: str | None) -> Path:
 
 
 def load_idx_family(name: str, data_dir: str | None, dtype: object) -> Dataset:
+    """fashion-mnist or mnist from its four IDX files, checked and memory-mapped."""
     directory = find_idx_dir(name, data_dir)
     arrays = {}
     for key, (stem, ndim) in IDX_FILES.items():
@@ -77,6 +80,7 @@ def load_npz(path: str, dtype: object) -> Dataset:
 
 
 def check_user_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """One clear line for each way a user's arrays can be unusable."""
     x_train, x_test = arrays["x_train"], arrays["x_test"]
     for key in ("x_train", "x_test"):
         x = arrays[key]

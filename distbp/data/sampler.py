@@ -39,10 +39,12 @@ class GlobalBatchSampler:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Global batches per epoch (the last one partial unless drop_last)."""
         full, rest = divmod(self.num_examples, self.batch_size)
         return full + (rest > 0 and not self.drop_last)
 
     def permutation(self, epoch: int) -> np.ndarray:
+        """The example order of `epoch`: a function of (seed, epoch) only."""
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
     def local_batches(self, epoch: int, rank: int = 0, size: int = 1,

@@ -39,6 +39,7 @@ def launcher_rank() -> int:
 
 
 def launched_under_mpi() -> bool:
+    """Whether a launcher (mpirun, srun with PMI) started this process."""
     return any(name in os.environ for name in LAUNCHER_RANK_VARS + LAUNCHER_SIZE_VARS)
 
 
@@ -60,10 +61,12 @@ class SerialComm:
             self.watchdog.context = context
 
     def waiting(self, operation: str) -> contextlib.AbstractContextManager:
+        """Context in which the stall watchdog times a collective."""
         return self.watchdog.around(operation) if self.watchdog else contextlib.nullcontext()
 
     @property
     def is_root(self) -> bool:
+        """Rank 0: the one that prints and writes files."""
         return self.rank == 0
 
     def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802 - MPI verb
@@ -73,12 +76,15 @@ class SerialComm:
         """Overwrite `buffer` with root's."""
 
     def allgather(self, obj: T) -> list[T]:
+        """Every rank's `obj` (small, pickled), in rank order."""
         return [obj]
 
     def bcast(self, obj: T, root: int = 0) -> T:
+        """root's `obj` (small, pickled) on every rank."""
         return obj
 
     def Barrier(self) -> None:  # noqa: N802
+        """Wait until every rank is here."""
         pass
 
     def node_barrier(self) -> None:
@@ -90,6 +96,7 @@ class SerialComm:
         return [np.zeros(count, dtype=dtype)]
 
     def Abort(self, code: int = 1) -> None:  # noqa: N802
+        """End every rank of the job with `code`."""
         os._exit(code)
 
     def agree(self, error: BaseException | None) -> None:
@@ -127,34 +134,42 @@ class MPIComm(SerialComm):
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
     def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
+        """In-place MPI Allreduce (SUM or MAX), timed by the watchdog."""
         with self.waiting("Allreduce"):
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
                                 op=self.MPI.MAX if op == "max" else self.MPI.SUM)
 
     def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
+        """MPI Bcast of a buffer from root."""
         with self.waiting("Bcast"):
             self.comm.Bcast(buffer, root=root)
 
     def allgather(self, obj: T) -> list[T]:
+        """MPI allgather of a small object."""
         with self.waiting("allgather"):
             return self.comm.allgather(obj)
 
     def bcast(self, obj: T, root: int = 0) -> T:
+        """MPI bcast of a small object."""
         with self.waiting("bcast"):
             return self.comm.bcast(obj, root=root)
 
     def Barrier(self) -> None:  # noqa: N802
+        """MPI Barrier over every rank."""
         with self.waiting("Barrier"):
             self.comm.Barrier()
 
     def Abort(self, code: int = 1) -> None:  # noqa: N802
+        """MPI_Abort: the launcher ends every rank."""
         self.comm.Abort(code)
 
     def node_barrier(self) -> None:
+        """MPI Barrier over this node's ranks."""
         with self.waiting("node Barrier"):
             self.node.Barrier()
 
     def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
+        """Arrays in an MPI-3 shared-memory window of this node (see SerialComm)."""
         itemsize = np.dtype(dtype).itemsize
         mine = 0 if single and self.local_rank else count * itemsize
         window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)

@@ -47,6 +47,7 @@ class FixedPointSum(Reduction):
         self.redone_steps = 0
 
     def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
+        """The int64 sync buffer and the per-tensor parts."""
         check(not model.collective, "--exact does not support BatchNorm: its statistics span "
                                     "the global batch, not one micro-shard")
         super().attach(model, optimizer, comm)
@@ -85,6 +86,7 @@ class FixedPointSum(Reduction):
             self.ints[...] = 0
 
     def add(self, loss_sum: float) -> None:
+        """Probing: the tensors' maxima; else this shard in fixed point, summed as integers."""
         grads = self.model.flat_grads
         if self.probing:
             for index, part in enumerate(self.parts):
@@ -116,6 +118,7 @@ class FixedPointSum(Reduction):
         self.stats[Slot.STOP] = stop
 
     def reduce(self) -> StepResult | None:
+        """Probe the scales, or sum the integers; None when the step must be redone."""
         if self.probing:  # scales from the exact maximum over all micro-shards
             self.comm.Allreduce(self.maxima, op="max")
             self.scales = scales_for(self.maxima, 62 - math.ceil(math.log2(self.shards_total)))

@@ -28,6 +28,7 @@ class SharedMemorySum(FloatSum):
     """
 
     def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
+        """Shared gradients per rank, one shared copy of parameters and optimizer state."""
         check(comm.nodes == 1, "shared-memory reduction needs all ranks on one node")
         super().attach(model, optimizer, comm)
         size, root = model.num_parameters, comm.local_rank == 0
@@ -43,6 +44,7 @@ class SharedMemorySum(FloatSum):
         comm.node_barrier()  # every rank sees rank 0's parameters
 
     def reduce(self) -> StepResult:
+        """Wait for every rank's gradient; the statistics summed in rank order."""
         self.comm.node_barrier()  # every rank's gradient and stats are written
         stats = self.segments[0][-FLOAT_SLOTS:].astype(np.float64)
         for segment in self.segments[1:]:  # rank order: the same sums on every rank
@@ -50,6 +52,7 @@ class SharedMemorySum(FloatSum):
         return result_of(stats)
 
     def update(self) -> None:
+        """Sum my part of every rank's gradient and update that part."""
         part, reduced = self.part, self.reduced
         np.copyto(reduced, self.segments[0][part])
         for segment in self.segments[1:]:

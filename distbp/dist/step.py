@@ -98,4 +98,5 @@ class DataParallel:
         return self.reduction.state()
 
     def load_state(self, arrays: dict[str, Array]) -> None:
+        """Restore what state() returned."""
         self.reduction.load_state(arrays)

@@ -9,6 +9,7 @@ import os
 
 
 def available_cores() -> int:
+    """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

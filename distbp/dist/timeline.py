@@ -20,21 +20,27 @@ class Timeline:
         self.last = time.perf_counter()
 
     def start(self) -> None:
+        """A step starts now."""
         self.last = time.perf_counter()
 
     def mark(self, phase: str) -> None:
+        """The time since the last mark was spent in `phase`."""
         now = time.perf_counter()
         self.totals[phase] += now - self.last
         self.last = now
 
     def end_step(self) -> None:
+        """A step ended."""
         self.steps += 1
 
     def means_ms(self) -> dict[str, float]:
+        """Mean milliseconds per step in each phase."""
         return {phase: 1e3 * total / max(self.steps, 1) for phase, total in self.totals.items()}
 
 
 class NoTimeline(Timeline):
+    """The default: every method is a no-op."""
+
     def start(self) -> None:
         pass
 

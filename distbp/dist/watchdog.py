@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 
 class Watchdog:
+    """A daemon thread that aborts the job when a collective waits too long."""
+
     def __init__(self, timeout: float, rank: int, abort: Callable[[int], None]) -> None:
         self.timeout, self.rank, self.abort = timeout, rank, abort
         self.context = "start-up"
@@ -22,6 +24,7 @@ class Watchdog:
 
     @contextlib.contextmanager
     def around(self, operation: str) -> Iterator[None]:
+        """Time the collective run inside this context."""
         self.waiting = (operation, time.monotonic())
         try:
             yield
@@ -29,6 +32,7 @@ class Watchdog:
             self.waiting = None
 
     def watch(self) -> None:
+        """The thread: check the current wait a few times per timeout."""
         while True:
             time.sleep(min(1.0, self.timeout / 4))
             waiting = self.waiting

@@ -45,6 +45,7 @@ def numeric_gradient(f, values: Array, eps: float) -> Array:
 
 
 def check_loss(loss: Loss, out: Array, y: Array, eps: float) -> float:
+    """gradcheck of a loss: d(loss sum)/d(out)."""
     out = np.array(out, dtype=np.float64)
     _, cache = loss.forward(out, y)
     analytic = loss.backward(cache, 1.0)
@@ -54,6 +55,7 @@ def check_loss(loss: Loss, out: Array, y: Array, eps: float) -> float:
 
 def check_model(model: Sequential, x: Array, y: Array | None, loss: Loss | None,
                 eps: float, seed: int) -> float:
+    """gradcheck of a float64 model: d/d(input) and every parameter."""
     x = np.array(x, dtype=np.float64)
     out, caches = model.forward_train(x)
     train = lambda: model.forward_train(x)[0]  # noqa: E731 - training mode, as backprop

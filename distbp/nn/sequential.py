@@ -109,6 +109,7 @@ class Sequential:
 
     @property
     def num_parameters(self) -> int:
+        """Length of the flat parameter buffer."""
         return self.flat_params.size
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -178,6 +179,7 @@ class Sequential:
         return self.loss_sum_and_backward(x, y, loss, 1.0 / count) / count
 
     def zero_grad(self) -> None:
+        """Set every gradient to zero."""
         self.flat_grads[...] = 0
 
     def copy(self, dtype: object = None) -> Sequential:

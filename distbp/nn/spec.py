@@ -80,10 +80,12 @@ def build_layers(spec: str, input_shape: tuple[int, ...], classes: int) -> list[
 
 
 def mlp_spec(hidden: list[int], activation: str) -> str:
+    """The spec of --model mlp: dense<N>,<activation> per hidden size."""
     return ",".join(f"dense{size},{activation}" for size in hidden)
 
 
 def is_square(n: int) -> bool:
+    """Whether n is a perfect square (a flat square image)."""
     return int(round(n ** 0.5)) ** 2 == n
 
 

@@ -13,6 +13,7 @@ class Workspace:
         self.arrays: dict[tuple, np.ndarray] = {}
 
     def array(self, name: str, shape: tuple[int, ...], dtype: object) -> np.ndarray:
+        """The buffer for (name, shape, dtype), allocated on first use."""
         key = (name, shape, np.dtype(dtype))
         found = self.arrays.get(key)
         if found is None:
@@ -24,6 +25,7 @@ class NoWorkspace(Workspace):
     """Fresh arrays every call: for inference, whose outputs the caller keeps."""
 
     def array(self, name: str, shape: tuple[int, ...], dtype: object) -> np.ndarray:
+        """A new array."""
         return np.empty(shape, dtype=dtype)
 
 

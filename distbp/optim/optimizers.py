@@ -17,6 +17,7 @@ WHOLE = slice(None)
 
 
 def check_nonnegative(owner: str, **values: float) -> None:
+    """One clear line unless every value is a finite number >= 0."""
     for name, value in values.items():
         check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
               f"{owner}: {name} must be a finite number >= 0, got {value!r}")
@@ -35,6 +36,7 @@ class Optimizer:
         self.scratch2 = np.empty_like(model.flat_params) if self.needs_second_scratch() else None
 
     def needs_second_scratch(self) -> bool:
+        """Whether update() needs a second scratch buffer."""
         return False
 
     def settings(self) -> dict[str, object]:
@@ -65,6 +67,7 @@ class Optimizer:
         self.steps += 1
 
     def update(self, params, grad, scratch, state) -> None:
+        """Update params in place from grad (views of one part), with scratch and state views."""
         raise NotImplementedError
 
 

@@ -18,6 +18,8 @@ class Schedule:
 
 
 class Constant(Schedule):
+    """The same rate at every step."""
+
     def __init__(self, lr: float) -> None:
         check(lr >= 0, f"Constant: lr must be >= 0, got {lr!r}")
         self.lr = float(lr)
