@@ -20,6 +20,17 @@ def mlp(sizes: list[int], activation=distbp.Tanh, seed: int = 0,
     return distbp.Sequential(layers, seed=seed, dtype=dtype)
 
 
+def float64_model(*layers: distbp.Layer, seed: int = 1) -> distbp.Sequential:
+    """Sequential of `layers` in float64, for gradient checks."""
+    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
+
+
+def layer_gradcheck(layer: distbp.Layer, shape: tuple[int, ...]) -> float:
+    """distbp.gradcheck of `layer` on a seeded standard-normal input of `shape`."""
+    x = np.random.default_rng(11).standard_normal(shape)
+    return distbp.gradcheck(layer, x, seed=3)
+
+
 def run_job(capsys, *flags: str) -> tuple[int, str, str]:
     """`python -m distbp.train --quiet FLAGS` in this process: (exit code, stdout, stderr)."""
     code = train.main(["--quiet", *flags])

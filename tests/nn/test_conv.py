@@ -3,14 +3,11 @@ direct convolution, and a CNN using every layer kind."""
 
 import numpy as np
 import pytest
+from conftest import float64_model, layer_gradcheck
 
 import distbp
 
 LOSS = distbp.SoftmaxCrossEntropy()
-
-
-def model(*layers, seed=1):
-    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
 
 
 @pytest.mark.parametrize("layer,shape", [
@@ -19,13 +16,12 @@ def model(*layers, seed=1):
     (distbp.Conv2D(2, 2, 2, 2, 1), (2, 2, 5, 5)),
 ], ids=repr)
 def test_layer_gradcheck(layer, shape):
-    x = np.random.default_rng(11).standard_normal(shape)
-    assert distbp.gradcheck(layer, x, seed=3) < 1e-7
+    assert layer_gradcheck(layer, shape) < 1e-7
 
 
 def test_cnn_with_every_layer_gradcheck():
     rng = np.random.default_rng(5)
-    m = model(distbp.Reshape(1, 6, 6), distbp.Conv2D(1, 4, 3, 1, 1), distbp.BatchNorm(4),
+    m = float64_model(distbp.Reshape(1, 6, 6), distbp.Conv2D(1, 4, 3, 1, 1), distbp.BatchNorm(4),
               distbp.ReLU(), distbp.MaxPool2D(2), distbp.Conv2D(4, 4, 3, 1, 1), distbp.Tanh(),
               distbp.GlobalAvgPool2D(), distbp.Dropout(0.2), distbp.Dense(4, 6),
               distbp.BatchNorm(6), distbp.Dense(6, 3))
@@ -36,7 +32,7 @@ def test_cnn_with_every_layer_gradcheck():
 
 def test_conv_matches_a_direct_convolution():
     rng = np.random.default_rng(0)
-    conv = model(distbp.Conv2D(2, 3, 3, stride=2, padding=1))
+    conv = float64_model(distbp.Conv2D(2, 3, 3, stride=2, padding=1))
     x = rng.standard_normal((2, 2, 5, 5))
     weight, bias = conv.layers[0].W, conv.layers[0].b
     bias[...] = rng.standard_normal(3)

@@ -3,14 +3,11 @@ not its position or rank."""
 
 import numpy as np
 import pytest
+from conftest import float64_model, layer_gradcheck
 
 import distbp
 from distbp.nn.dropout import uniform_hash
 from distbp.nn.layer import StepContext
-
-
-def model(*layers, seed=1):
-    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
 
 
 @pytest.mark.parametrize("layer,shape", [
@@ -18,13 +15,12 @@ def model(*layers, seed=1):
     (distbp.Dropout(0.0), (3, 2)),
 ], ids=repr)
 def test_layer_gradcheck(layer, shape):
-    x = np.random.default_rng(11).standard_normal(shape)
-    assert distbp.gradcheck(layer, x, seed=3) < 1e-7
+    assert layer_gradcheck(layer, shape) < 1e-7
 
 
 def test_dropout_masks_depend_on_example_not_position():
     x = np.ones((6, 50))
-    layer = model(distbp.Dense(50, 50), distbp.Dropout(0.5)).layers[1]
+    layer = float64_model(distbp.Dense(50, 50), distbp.Dropout(0.5)).layers[1]
     rows = np.array([10, 11, 12, 13, 14, 15])
     layer.context = StepContext(None, seed=7, step=3, rows=rows)
     whole, _ = layer.forward(x)

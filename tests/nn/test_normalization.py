@@ -3,13 +3,10 @@ statistics of the global batch (the allreduce goes through the step context)."""
 
 import numpy as np
 import pytest
+from conftest import float64_model, layer_gradcheck
 
 import distbp
 from distbp.nn.layer import StepContext
-
-
-def model(*layers, seed=1):
-    return distbp.Sequential(list(layers), seed=seed, dtype=np.float64)
 
 
 @pytest.mark.parametrize("layer,shape", [
@@ -17,13 +14,12 @@ def model(*layers, seed=1):
     (distbp.BatchNorm(5), (6, 5)),
 ], ids=repr)
 def test_layer_gradcheck(layer, shape):
-    x = np.random.default_rng(11).standard_normal(shape)
-    assert distbp.gradcheck(layer, x, seed=3) < 1e-7
+    assert layer_gradcheck(layer, shape) < 1e-7
 
 
 def test_batchnorm_inference_uses_running_statistics():
     rng = np.random.default_rng(2)
-    m = model(distbp.BatchNorm(3))
+    m = float64_model(distbp.BatchNorm(3))
     x = rng.standard_normal((200, 3)) * 4 + 7
     for _ in range(200):
         m.forward_train(x)
@@ -48,9 +44,9 @@ class SumOfTwoHalves:
 def test_batchnorm_normalises_with_the_global_batch_statistics():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 3)) * 3 + 1
-    whole = model(distbp.BatchNorm(3))
+    whole = float64_model(distbp.BatchNorm(3))
     expected, _ = whole.forward_train(x)
-    half = model(distbp.BatchNorm(3)).layers[0]
+    half = float64_model(distbp.BatchNorm(3)).layers[0]
     second = x[4:]
     half.context = StepContext(SumOfTwoHalves([np.concatenate(
         [second.sum(0), (second * second).sum(0), [4]])]))
