@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from slurm_helpers import missing, slurm_cluster, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 reason = missing()
 pytestmark = pytest.mark.skipif(reason is not None, reason=f"no Slurm test cluster: {reason}")
 
