@@ -33,10 +33,10 @@ def planned() -> tuple[int, int, str]:
 
 def install() -> None:
     rank, at_step, kind = planned()
-    step, publish = DataParallel.step, checkpoint.publish
+    original_step, original_publish = DataParallel.step, checkpoint.publish
 
-    def faulty_step(self, x, y, global_count, stop=False, rows=None, step_number=0):
-        if self.comm.rank == rank and step_number == at_step:
+    def faulty_step(self, x, y, global_count, stop=False, rows=None, step=0):
+        if self.comm.rank == rank and step == at_step:
             if kind == "raise":
                 raise RuntimeError(f"fault injected by {FAULT_ENV}={os.environ[FAULT_ENV]} "
                                    f"at step {at_step}")
@@ -50,13 +50,13 @@ def install() -> None:
             elif kind == "sigterm":
                 os.kill(os.getpid(), signal.SIGTERM)
                 stop = True  # the handler has run: the loop would have passed True
-        return step(self, x, y, global_count, stop, rows, step_number)
+        return original_step(self, x, y, global_count, stop, rows, step)
 
     def faulty_publish(temporary: Path, target: Path) -> None:
         if kind == "kill-in-checkpoint" and rank == 0 and \
                 target.name == f"ckpt-{at_step:09d}.npz":
             os.kill(os.getpid(), signal.SIGKILL)
-        publish(temporary, target)
+        original_publish(temporary, target)
 
     DataParallel.step = faulty_step
     checkpoint.publish = faulty_publish

@@ -80,7 +80,8 @@ class FixedPointSum(Reduction):
         self.limit = 2.0 ** 63 / self.shards_total  # keeps the total in int64
         if not self.probing:
             self.factors = [self.model.dtype.type(2.0 ** s) for s in self.scales]
-        self.maxima = np.zeros(len(self.parts))
+        if self.probing:
+            self.maxima = np.zeros(len(self.parts))
         self.stats[...] = 0
         if count == 0:  # otherwise the first micro-shard overwrites every gradient
             self.ints[...] = 0
