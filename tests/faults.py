@@ -3,8 +3,10 @@
 DISTBP_FAULT_INJECT=RANK:STEP[:KIND] makes that rank misbehave at that global step:
 raise (default), nan (NaN in its input rows), hang (sleep), kill (SIGKILL itself),
 sigterm (SIGTERM itself, as Slurm does before a preemption), kill-in-checkpoint (rank 0
-SIGKILLs itself between writing that step's checkpoint and renaming it). The hooks wrap
-the data-parallel step and the checkpoint's rename: production code carries no fault.
+SIGKILLs itself between writing that step's checkpoint and renaming it), hang-in-setup
+and sigterm-in-setup (while loading the dataset; STEP is ignored). The hooks wrap the
+data-parallel step, the checkpoint's rename and the dataset loader: production code
+carries no fault.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from distbp.cli import checkpoint, job
+from distbp.cli import checkpoint, job, run
+from distbp.dist.comm import launcher_rank
 from distbp.dist.step import DataParallel
 
 FAULT_ENV = "DISTBP_FAULT_INJECT"
-KINDS = ("raise", "nan", "hang", "kill", "sigterm", "kill-in-checkpoint")
+KINDS = ("raise", "nan", "hang", "kill", "sigterm", "kill-in-checkpoint", "hang-in-setup",
+         "sigterm-in-setup")
 
 
 def planned() -> tuple[int, int, str]:
@@ -58,8 +62,18 @@ def install() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         original_publish(temporary, target)
 
+    original_load = run.load
+
+    def faulty_load(*args, **kwargs):
+        if launcher_rank() == rank and kind == "hang-in-setup":
+            time.sleep(3600)
+        if launcher_rank() == rank and kind == "sigterm-in-setup":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original_load(*args, **kwargs)
+
     DataParallel.step = faulty_step
     checkpoint.publish = faulty_publish
+    run.load = faulty_load
 
 
 if __name__ == "__main__":

@@ -56,9 +56,10 @@ def run_mpi(ranks: int | list[tuple[int, list[str]]], args: list[str] | None = N
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                             cwd=ROOT, env=clean_env(**env))
     seconds = time.monotonic() - started
-    if result.returncode != 0:  # killed or aborted ranks cannot remove MPICH's segments
-        for stale in shared_segments() - before:
-            stale.unlink(missing_ok=True)
+    leaked = shared_segments() - before
+    for stale in leaked:
+        stale.unlink(missing_ok=True)
+    assert not leaked, f"the job left {sorted(map(str, leaked))} in /dev/shm"  # any exit path
     return result, seconds
 
 

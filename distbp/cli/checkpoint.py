@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distbp.data.npz import load_arrays, members
 from distbp.errors import ConfigError, check
 
 FORMAT = 1
@@ -36,7 +37,8 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
          keep: int = 3) -> Path:
-    """Write ckpt-<step>.npz atomically; delete all but the newest `keep`."""
+    """Write ckpt-<step>.npz atomically; then delete the oldest others, keeping `keep`
+    files in all: never the one just written, whatever the other files' steps."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(".ckpt-*.npz.tmp*"):  # left by a writer that was killed
@@ -54,7 +56,8 @@ def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    for old in sorted(list_checkpoints(directory))[:-keep] if keep > 0 else []:
+    others = [path for path in list_checkpoints(directory) if path != target]
+    for old in others[:max(len(others) - (keep - 1), 0)]:
         old.unlink()
     return target
 
@@ -89,22 +92,27 @@ def latest(directory: str | Path) -> Path | None:
 
 
 def load(path: str | Path) -> dict[str, np.ndarray]:
-    """Read and verify a checkpoint; any problem is one clear ConfigError."""
+    """Read and verify a checkpoint; any problem is one clear ConfigError. Every member's
+    header is checked against its size before anything is allocated."""
     path = Path(path)
-    check(path.is_file(), f"checkpoint {path} does not exist")
+    check(path.exists(), f"checkpoint {path} does not exist")
+    check(not path.is_dir(), f"checkpoint {path} is a directory, not a checkpoint file (to "
+                             "continue from the newest one in a directory, give it as "
+                             "--checkpoint-dir and --resume without a path)")
     check(zipfile.is_zipfile(path), f"checkpoint {path} is truncated or not a checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        raise ConfigError(f"checkpoint {path} refused: it contains pickled objects or "
-                          f"object arrays ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        found = members(path, "a checkpoint")
+    except ConfigError as exc:
+        if "pickled objects" in str(exc):
+            raise ConfigError(f"checkpoint {path} refused: it contains pickled objects or "
+                              f"object arrays ({exc})") from None
         raise ConfigError(f"checkpoint {path} is truncated or corrupt ({exc})") from None
+    arrays = load_arrays(path, tuple(found), "a checkpoint")
     check("checksum" in arrays and "format" in arrays,
           f"checkpoint {path} is not a distbp checkpoint (no checksum)")
-    check(int(arrays["format"]) == FORMAT, f"checkpoint {path} has format "
-                                           f"{int(arrays['format'])}, this distbp reads {FORMAT}")
+    check(arrays["format"].shape == () and arrays["format"].dtype.kind == "i"
+          and int(arrays["format"]) == FORMAT,
+          f"checkpoint {path} has format {arrays['format']!s}, this distbp reads {FORMAT}")
     check(str(arrays["checksum"]) == checksum(arrays),
           f"checkpoint {path} is corrupt (checksum mismatch)")
     return arrays
@@ -115,6 +123,10 @@ def encode(obj: object) -> np.ndarray:
     return np.array(json.dumps(obj, sort_keys=True, default=repr))
 
 
-def decode(array: np.ndarray) -> object:
-    """The object encode() stored."""
-    return json.loads(str(array))
+def decode(array: np.ndarray, what: str = "metadata") -> object:
+    """The object encode() stored; anything else is one ConfigError."""
+    try:
+        check(array.shape == () and array.dtype.kind == "U", "not a string")
+        return json.loads(str(array))
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(f"malformed checkpoint {what} ({exc})") from None

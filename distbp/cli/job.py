@@ -16,7 +16,7 @@ from pathlib import Path
 
 from distbp.cli import checkpoint, state
 from distbp.cli.config import parse_args
-from distbp.cli.preemption import Preemption
+from distbp.cli.preemption import EXIT_CODES, INTERRUPTED, Preemption, agreed_signal
 from distbp.cli.progress import Progress, memory_report
 from distbp.cli.run import Run, reduction_name, setup
 from distbp.dist import timeline
@@ -27,58 +27,88 @@ from distbp.dist.launch import check_launch, slurm_description
 from distbp.dist.threads import set_blas_threads
 from distbp.errors import CollectiveError, ConfigError
 
-PREEMPTED = 75  # exit code after SIGTERM: checkpoint written, run again with --resume
 SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE death
 
 
-def train(args: argparse.Namespace, comm: SerialComm) -> int:
-    """Set up, agree, restore, then epochs of the loop; returns the exit code."""
+def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Position, Progress]:
+    """Build, agree, check the output paths, restore: everything before the loop."""
     reduction = make_reduction(reduction_name(args), comm, args.exact_shard_size)
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))
     run = comm.run_agreed(lambda: setup(args, comm, reduction))
     run.trainer.broadcast_parameters()
     check_same_everywhere(comm, run.fingerprint)
+    comm.run_agreed(lambda: state.check_outputs(args, run.fingerprint) if comm.is_root else None)
     position = state.restore(comm, resume_path(args), run.trainer,
                              run.fingerprint) or state.Position()
     log = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
                    run.sampler.steps_per_epoch, args.epochs)
     log.start(start_line(comm, run, blas, position))
-    comm.watch_stalls(args.stall_timeout)
+    return run, position, log
+
+
+def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
+    """Prepare, then epochs of the loop; returns the exit code."""
+    run, position, log = prepare(args, comm)
     if args.profile:
         run.trainer.timeline = timeline.Timeline()
-    started = time.perf_counter()
-    with Preemption() as preemption:
-        while position.epoch < args.epochs:
-            epoch_start = time.perf_counter()
-            stopped, examples = train_epoch(args, comm, run, position, preemption, log)
-            if stopped:
-                path = save_checkpoint(args, comm, run, position)
-                log.say(f"preempted (SIGTERM): stopped after step {position.step}; checkpoint "
-                        f"{path}; continue with --resume")
-                return PREEMPTED
-            train_time = time.perf_counter() - epoch_start
-            test = reduction.evaluate(run.model, run.trainer.loss, run.dataset.x_test,
-                                      run.dataset.y_test, comm)
-            log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
-                       "lr": run.optimizer.lr,
-                       "train_loss": position.loss_sum / max(position.seen, 1),
-                       "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                       "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
-                       "epoch_time": time.perf_counter() - epoch_start,
-                       "wall_time": time.perf_counter() - started, "ranks": comm.size})
-            position.next_epoch()
-            if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
-                save_checkpoint(args, comm, run, position)
-    save_checkpoint(args, comm, run, position)
+    started, test, first_step = time.perf_counter(), None, position.step
+    stopped = any(comm.allgather(stops.requested))  # a signal during start-up: every rank
+    while position.epoch < args.epochs and not stopped:
+        epoch_start = time.perf_counter()
+        stopped, examples = train_epoch(args, comm, run, position, stops, log)
+        if stopped:
+            break
+        train_time = time.perf_counter() - epoch_start
+        test = evaluate(run, comm)
+        log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
+                   "lr": run.optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
+                   "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                   "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
+                   "epoch_time": time.perf_counter() - epoch_start,
+                   "wall_time": time.perf_counter() - started, "ranks": comm.size})
+        position.next_epoch()
+        if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
+            save_checkpoint(args, comm, run, position)
+    if stopped:
+        return stop(args, comm, run, position, stops, trained=position.step > first_step)
+    if test is None:  # resumed a run that had already finished (e.g. a requeued job)
+        log.say(f"the run is already complete (step {position.step}, epoch {position.epoch} of "
+                f"{args.epochs}): nothing to train; its final metrics:")
+        test = evaluate(run, comm)
+    else:
+        save_checkpoint(args, comm, run, position)
     if args.profile:  # asked for explicitly: printed even with --quiet
         print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
-    log.finish({"event": "summary", "test_correct": test["correct"], "test_count": test["count"],
-                **memory_report(comm), "config": vars(args)})
+    log.finish({"event": "summary", "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"], "test_correct": test["correct"],
+                "test_count": test["count"], **memory_report(comm), "config": vars(args)})
     return 0
 
 
+def evaluate(run: Run, comm: SerialComm) -> dict[str, float]:
+    """Loss and accuracy on the test set, as the run's reduction evaluates."""
+    return run.trainer.reduction.evaluate(run.model, run.trainer.loss, run.dataset.x_test,
+                                          run.dataset.y_test, comm)
+
+
+def stop(args: argparse.Namespace, comm: SerialComm, run: Run, position: state.Position,
+         stops: Preemption, trained: bool) -> int:
+    """Every rank stops after the same step: checkpoint, one line, 75 or 130."""
+    name = agreed_signal(comm.allgather(stops.signal_name)) or "SIGTERM"
+    path = save_checkpoint(args, comm, run, position) if trained else None
+    if not trained:
+        saved = "stopped before training began; nothing to save"
+    elif args.checkpoint_dir:
+        saved = f"stopped after step {position.step}; checkpoint {path}; continue with --resume"
+    else:
+        saved = f"stopped after step {position.step}; nothing saved (no --checkpoint-dir)"
+    print0(comm, f"distbp: {'interrupted' if name == 'SIGINT' else 'preempted'} ({name}): "
+                 f"{saved}", file=sys.stderr)
+    return EXIT_CODES[name]
+
+
 def train_epoch(args: argparse.Namespace, comm: SerialComm, run: Run, position: state.Position,
-                preemption: Preemption, log: Progress) -> tuple[bool, int]:
+                stops: Preemption, log: Progress) -> tuple[bool, int]:
     """The loop: forward -> backward -> reduce -> update. Returns (stopped, examples)."""
     data, trainer = run.dataset, run.trainer
     batches = run.sampler.local_batches(position.epoch, comm.rank, comm.size,
@@ -90,7 +120,7 @@ def train_epoch(args: argparse.Namespace, comm: SerialComm, run: Run, position: 
         trainer.timeline.start()
         x, y = data.x_train[indices], data.y_train[indices]
         trainer.timeline.mark("data")
-        result = trainer.step(x, y, global_count, preemption.requested, indices, position.step)
+        result = trainer.step(x, y, global_count, stops.requested, indices, position.step)
         trainer.timeline.end_step()
         if result.nonfinite and args.on_nonfinite == "stop":
             raise CollectiveError(f"non-finite loss or gradient at step {position.step} (epoch "
@@ -126,7 +156,7 @@ def resume_path(args: argparse.Namespace) -> Path | None:
 
 def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
                     position: state.Position) -> Path | None:
-    """Rank 0 writes; the other ranks go on."""
+    """Rank 0 writes; the other ranks go on. A failed write is one line (ConfigError)."""
     if not (args.checkpoint_dir and comm.is_root):
         return None
     return state.save(args.checkpoint_dir, position, run.trainer, run.fingerprint,
@@ -134,25 +164,33 @@ def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The job's exit code: 0 done, 2 bad input, 75 preempted, 141 output closed."""
-    try:
-        args = parse_args(argv)
-        comm = world()
-        check_launch(comm.size)
-    except ConfigError as exc:  # identical on every rank: each exits, rank 0 says why
-        if launcher_rank() == 0:
-            print(f"distbp.train: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return train(args, comm)
-    except CollectiveError as exc:  # raised on every rank together: no abort needed
-        print0(comm, f"distbp.train: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly, as Unix does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        if comm.size > 1:
-            comm.Abort(SIGPIPE_EXIT)
-        return SIGPIPE_EXIT
-    except Exception as exc:  # this rank alone, maybe: end every rank now
-        fail(comm, exc)
+    """The job's exit code: 0 done, 2 bad input, 75 preempted, 130 interrupted, 141 output
+    closed."""
+    comm: SerialComm | None = None
+    with Preemption(abort=lambda code: (comm or SerialComm()).Abort(code)) as stops:
+        try:
+            args = parse_args(argv)
+            comm = world(args.stall_timeout)  # the watchdog covers every collective
+            check_launch(comm.size)
+        except ConfigError as exc:  # identical on every rank: each exits, rank 0 says why
+            if launcher_rank() == 0:
+                print(f"distbp.train: error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return train(args, comm, stops)
+        except CollectiveError as exc:  # raised on every rank together: no abort needed
+            print0(comm, f"distbp.train: error: {exc}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): end quietly, as Unix does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if comm.size > 1:
+                comm.Abort(SIGPIPE_EXIT)
+            return SIGPIPE_EXIT
+        except KeyboardInterrupt:  # only before the handler was installed
+            print0(comm, "distbp: interrupted (SIGINT)", file=sys.stderr)
+            if comm.size > 1:
+                comm.Abort(INTERRUPTED)
+            return INTERRUPTED
+        except Exception as exc:  # this rank alone, maybe: end every rank now
+            fail(comm, exc, code=2 if isinstance(exc, ConfigError) else 1)
     return 0

@@ -4,9 +4,13 @@ optimizer, schedule, sampler, the data-parallel step, and the configuration fing
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from distbp.cli.memory import check_fits
 from distbp.data.dataset import Dataset
 from distbp.data.loaders import load
 from distbp.data.sampler import GlobalBatchSampler
@@ -16,7 +20,7 @@ from distbp.dist.step import DataParallel
 from distbp.errors import check
 from distbp.nn.losses import SoftmaxCrossEntropy
 from distbp.nn.sequential import Sequential
-from distbp.nn.spec import CNN_SPEC, build_layers, mlp_spec
+from distbp.nn.spec import CNN_SPEC, build_with_shapes, mlp_spec
 from distbp.optim.optimizers import SGD, Adam, AdamW, Optimizer
 from distbp.optim.schedules import Constant, Cosine, Schedule, StepDecay, Warmup
 
@@ -35,12 +39,19 @@ class Run:
     fingerprint: dict[str, Any]  # what every rank, and a checkpoint, must agree on
 
 
-def build_model(args: argparse.Namespace, dataset: Dataset) -> Sequential:
-    """--model mlp (from --hidden, --activation), cnn, or a layer spec (distbp.nn.spec)."""
+def build_model(args: argparse.Namespace, dataset: Dataset, batch: int,
+                ranks_here: int) -> Sequential:
+    """--model mlp (from --hidden, --activation), cnn, or a layer spec (distbp.nn.spec);
+    refused in one line, before allocating, if it cannot fit in memory."""
     spec = {"mlp": mlp_spec(args.hidden, args.activation), "cnn": CNN_SPEC}.get(args.model,
                                                                                args.model)
-    layers = build_layers(spec, (dataset.x_train.shape[1],), dataset.classes)
-    return Sequential(layers, seed=args.seed, dtype=args.dtype)
+    stack = build_with_shapes(spec, (dataset.x_train.shape[1],), dataset.classes)
+    params = sum(math.prod(shape) for layer, _ in stack
+                 for shape in layer.param_shapes().values())
+    activations = sum(math.prod(shape) for _, shape in stack)
+    check_fits(params, activations, batch, np.dtype(args.dtype).itemsize, args.optimizer,
+               ranks_here)
+    return Sequential([layer for layer, _ in stack], seed=args.seed, dtype=args.dtype)
 
 
 def build_optimizer(args: argparse.Namespace, model: Sequential) -> Optimizer:
@@ -76,8 +87,8 @@ def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> R
     dataset = load(args.dataset, args.data_dir, args.dtype)
     check(len(dataset.x_train) >= comm.size, f"{comm.size} ranks but only "
                                              f"{len(dataset.x_train)} training examples")
-    model = build_model(args, dataset)
     batch = global_batch_size(args, comm)
+    model = build_model(args, dataset, -(-batch // comm.size), comm.local_size)
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)

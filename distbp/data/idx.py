@@ -1,22 +1,21 @@
 """IDX files (the MNIST family's format): validated, decompressed once, memory-mapped.
 
-A .gz file is decompressed into a cache file next to other ranks' view of it, so all
-ranks on a node share one uint8 copy through the page cache.
+A .gz file is decompressed into the cache (distbp.data.cache), so all ranks on a node
+share one uint8 copy through the page cache.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
-import hashlib
-import os
+import math
+import shutil
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from distbp.data.cache import cache_name, default_cache_dir, fill_once
 from distbp.errors import ConfigError, check
 
 UBYTE = 0x08
@@ -36,11 +35,17 @@ def parse_header(path: Path, head: bytes, ndim: int) -> tuple[int, tuple[int, ..
     return header, shape
 
 
+def expected_size(header: int, shape: tuple[int, ...]) -> int:
+    """Bytes of a whole IDX file: header + one byte per element (exact, no overflow)."""
+    return header + math.prod(shape)
+
+
 def open_idx(path: str | Path, ndim: int, cache_dir: str | Path | None = None) -> np.ndarray:
     """A read-only uint8 memory map of an IDX file (.gz is decompressed once to a cache)."""
     path = Path(path)
     if path.suffix == ".gz":
-        path = cached_copy(path, Path(cache_dir or default_cache_dir()))
+        target = cache_name(path, "", Path(cache_dir or default_cache_dir()))
+        path = fill_once(target, lambda temporary: decompress(path, temporary, ndim))
     try:
         with open(path, "rb") as handle:
             head = handle.read(4 + 4 * ndim)
@@ -48,53 +53,32 @@ def open_idx(path: str | Path, ndim: int, cache_dir: str | Path | None = None) -
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     header, shape = parse_header(path, head, ndim)
-    expected = header + int(np.prod(shape))
+    expected = expected_size(header, shape)
     check(size == expected, f"{path}: file is {size} bytes but its header {shape} needs "
                             f"{expected} ({'truncated' if size < expected else 'trailing data'})")
     return np.memmap(path, dtype=np.uint8, mode="r", offset=header, shape=shape)
 
 
-def default_cache_dir() -> Path:
-    """$DISTBP_CACHE, else $XDG_CACHE_HOME/distbp, else ~/.cache/distbp."""
-    base = os.environ.get("DISTBP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "distbp")
-    return Path(base)
-
-
-def cached_copy(source: Path, cache_dir: Path) -> Path:
-    """Decompress `source` into cache_dir once; concurrent ranks wait on a lock."""
-    try:
-        stat = source.stat()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
-    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    target = cache_dir / f"{source.name[:-3]}.{key.hexdigest()[:16]}"
-    if target.exists():
-        return target
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(cache_dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one rank decompresses, the others wait
-            if not target.exists():
-                decompress(source, target)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the cache {cache_dir}: {exc.strerror} "
-                          "(set DISTBP_CACHE to a writable directory)") from None
-    return target
-
-
-def decompress(source: Path, target: Path) -> None:
-    """gunzip to a temporary file in the same directory, fsync, then rename."""
-    temporary = target.with_name(f"{target.name}.tmp{os.getpid()}")
+def decompress(source: Path, temporary: Path, ndim: int) -> None:
+    """gunzip `source` into `temporary`, checked against the IDX header as it goes: never
+    more bytes than the header declares, and errors name the user's file."""
     try:
         with gzip.open(source, "rb") as src, open(temporary, "wb") as dst:
-            while chunk := src.read(1 << 22):
+            head = src.read(4 + 4 * ndim)
+            header, shape = parse_header(source, head, ndim)
+            expected = expected_size(header, shape)
+            free = shutil.disk_usage(temporary.parent).free
+            check(expected <= free, f"{source}: its header {shape} declares {expected:,} "
+                                    f"bytes, more than the {free:,} free in the cache "
+                                    f"{temporary.parent}")
+            dst.write(head)
+            written = len(head)
+            while written < expected and (chunk := src.read(min(1 << 22, expected - written))):
                 dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(temporary, target)
+                written += len(chunk)
+            check(written == expected and not src.read(1),
+                  f"{source}: decompresses to {'fewer' if written < expected else 'more'} "
+                  f"bytes than its header {shape} needs ({expected}): "
+                  f"{'truncated' if written < expected else 'trailing data'}")
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ConfigError(f"{source}: corrupt or truncated gzip file ({exc})") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()

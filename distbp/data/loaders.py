@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from distbp.data.dataset import Dataset, finish
 from distbp.data.idx import open_idx
+from distbp.data.npz import mapped_arrays
 from distbp.data.synthetic import synthetic
 from distbp.errors import ConfigError, check
 
@@ -58,29 +58,16 @@ def load_idx_family(name: str, data_dir: str | None, dtype: object) -> Dataset:
 
 
 def load_npz(path: str, dtype: object) -> Dataset:
-    """A user's .npz with x_train, y_train, x_test, y_test (no pickles)."""
-    check(zipfile.is_zipfile(path) if os.path.isfile(path) else False,
-          f"cannot read {path} as .npz: " + ("not a zip archive" if os.path.isfile(path)
-                                             else "no such file"))
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            check(not missing, f"{path}: missing array(s) {', '.join(missing)} (needs "
-                               f"{', '.join(NPZ_KEYS)})")
-            arrays = {key: archive[key] for key in NPZ_KEYS}
-    except ValueError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{path}: refused: contains pickled objects or object arrays "
-                          f"({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError(f"cannot read {path} as .npz: {exc}") from None
-    check_user_arrays(path, arrays)
+    """A user's .npz with x_train, y_train, x_test, y_test (no pickles), extracted once
+    into the cache and memory-mapped: the ranks of a node share one copy."""
+    arrays = mapped_arrays(Path(path), NPZ_KEYS)
+    check_user_arrays(path, arrays, np.dtype(dtype))
     return finish(Path(path).name, arrays, dtype)
 
 
-def check_user_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """One clear line for each way a user's arrays can be unusable."""
+def check_user_arrays(path: str, arrays: dict[str, np.ndarray], dtype: np.dtype) -> None:
+    """One clear line for each way a user's arrays can be unusable; features must be
+    finite in the compute dtype (1e300 is finite in float64, not in float32)."""
     x_train, x_test = arrays["x_train"], arrays["x_test"]
     for key in ("x_train", "x_test"):
         x = arrays[key]
@@ -88,8 +75,12 @@ def check_user_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
                                           f"features...), got {x.shape}")
         check(np.issubdtype(x.dtype, np.number) and not np.iscomplexobj(x),
               f"{path}: {key} must be real numbers, got dtype {x.dtype}")
-        check(not np.issubdtype(x.dtype, np.floating) or bool(np.isfinite(x).all()),
-              f"{path}: {key} contains NaN or infinite values")
+        largest = largest_magnitude(x)
+        check(np.isfinite(largest), f"{path}: {key} contains NaN or infinite values")
+        limit = float(np.finfo(dtype).max) / 1e6  # room for the normalisation and the model
+        check(largest <= limit, f"{path}: {key} has values up to {largest:.3g}, beyond what "
+                                f"{dtype} computes with (|x| <= {limit:.3g}): rescale the "
+                                "features or use --dtype float64")
     check(x_train.shape[1:] == x_test.shape[1:], f"{path}: x_train rows {x_train.shape[1:]} "
                                                  f"and x_test rows {x_test.shape[1:]} differ")
     for key in ("y_train", "y_test"):
@@ -97,6 +88,19 @@ def check_user_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
         check(y.ndim == 1 and np.issubdtype(y.dtype, np.integer),
               f"{path}: {key} must be 1-D integer labels, got {y.dtype} {y.shape}")
         check(len(y) == 0 or y.min() >= 0, f"{path}: {key} has negative labels")
+
+
+def largest_magnitude(x: np.ndarray, chunk: int = 1 << 20) -> float:
+    """max |x| (NaN if any NaN), in chunks of rows: no copy of the whole array."""
+    flat = x.reshape(len(x), -1)
+    rows = max(1, chunk // max(flat.shape[1], 1))
+    largest = 0.0
+    for start in range(0, len(flat), rows):
+        part = np.abs(flat[start:start + rows], dtype=np.float64)
+        largest = max(largest, float(part.max(initial=0.0)))
+        if np.isnan(part).any():
+            return float("nan")
+    return largest
 
 
 def load(name: str, data_dir: str | None = None, dtype: object = np.float32) -> Dataset:

@@ -121,14 +121,19 @@ class SerialComm:
 class MPIComm(SerialComm):
     """A wrapper over an mpi4py communicator (COMM_WORLD by default)."""
 
-    def __init__(self, comm: Any = None) -> None:
+    def __init__(self, comm: Any = None, stall_timeout: float | None = None) -> None:
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.watch_stalls(stall_timeout)  # from the first collective on
+        with self.waiting("Split_type"):
+            self.node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         self.local_rank, self.local_size = self.node.Get_rank(), self.node.Get_size()
+        self.node_barrier()  # every rank of the node has mapped MPICH's segment(s) by now
+        if self.local_rank == 0:
+            release_segment_names()
         self.windows: list[Any] = []  # shared-memory windows, kept alive with this object
         self.nodes = len(set(self.allgather(socket.gethostname())))
         self.library = MPI.Get_library_version().splitlines()[0].strip()
@@ -172,7 +177,8 @@ class MPIComm(SerialComm):
         """Arrays in an MPI-3 shared-memory window of this node (see SerialComm)."""
         itemsize = np.dtype(dtype).itemsize
         mine = 0 if single and self.local_rank else count * itemsize
-        window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)
+        with self.waiting("shared-memory window"):
+            window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)
         self.windows.append(window)
         owners = [0] if single else range(self.local_size)
         arrays = []
@@ -182,8 +188,29 @@ class MPIComm(SerialComm):
         return arrays
 
 
-def world() -> SerialComm:
-    """COMM_WORLD when launched under MPI, else the serial communicator.
+def release_segment_names(maps: str = "/proc/self/maps") -> list[str]:
+    """Unlink the names of the /dev/shm segments MPICH mapped into this process.
+
+    The memory stays until every rank unmaps it, but no name is left behind when the job
+    dies without MPI_Finalize (an abort, a killed rank, Ctrl-C): MPICH's segments would
+    otherwise pile up in /dev/shm until reboot. Returns the names removed."""
+    removed = []
+    try:
+        with open(maps) as mapped:
+            names = {token for line in mapped for token in line.split()
+                     if token.startswith("/dev/shm/mpich_shm_")}
+    except OSError:
+        return removed
+    for name in sorted(names):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+            removed.append(name)
+    return removed
+
+
+def world(stall_timeout: float | None = None) -> SerialComm:
+    """COMM_WORLD when launched under MPI, else the serial communicator; with
+    stall_timeout, a collective waiting longer than that aborts the job (watch_stalls).
 
     Set DISTBP_SERIAL=1 to force serial. Launched by mpirun/srun with more than one
     task but without mpi4py is an error: N copies would each think they are rank 0.
@@ -198,7 +225,7 @@ def world() -> SerialComm:
             raise ConfigError(f"launched as {size} MPI tasks but mpi4py is not installed: "
                               "pip install 'distbp[mpi]'") from None
         return SerialComm()
-    return MPIComm()
+    return MPIComm(stall_timeout=stall_timeout)
 
 
 def print0(comm: SerialComm, *args: object, **kwargs: Any) -> None:

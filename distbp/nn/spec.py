@@ -5,12 +5,14 @@ default), pool<K> (max), gap (global average), flatten, bn, dropout<P>, dense<N>
 leakyrelu, tanh, sigmoid. Image input is reshaped to (1, H, W) before a first conv, a
 Flatten goes in before the first dense after convolutions, and a final Dense to the
 classes is appended. `mlp` builds Dense layers from --hidden and --activation; `cnn` is
-CNN_SPEC.
+CNN_SPEC. A new layer is one entry in TOKENS.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 
 from distbp.errors import ConfigError, check
 from distbp.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
@@ -25,58 +27,82 @@ from distbp.nn.shape import Flatten, Reshape
 CNN_SPEC = "conv32,bn,relu,pool2,conv64,bn,relu,pool2,flatten,dense256,bn,relu,dropout0.4"
 ACTIVATIONS = {"relu": ReLU, "leakyrelu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid,
                "leaky_relu": LeakyReLU}
-CONV = re.compile(r"conv(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?")
+Shape = tuple[int, ...]  # per example: (features,) or (channels, height, width)
 
 
-def build_layers(spec: str, input_shape: tuple[int, ...], classes: int) -> list[Layer]:
+def conv(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
+    out, k, s = int(match[1]), int(match[2] or 3), int(match[3] or 1)
+    padding = int(match[4]) if match[4] is not None else k // 2
+    check(out > 0 and k > 0 and s > 0, f"--model: '{match[0]}' needs sizes > 0")
+    layer = Conv2D(shape[0], out, k, s, padding)
+    size = (layer.output_size(shape[1]), layer.output_size(shape[2]))
+    check(min(size) > 0, f"--model: '{match[0]}' on {shape[1]}x{shape[2]} images leaves "
+                         "nothing: the kernel is larger than the input")
+    return [(layer, (out, *size))]
+
+
+def pool(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
+    size = int(match[1] or 2)
+    check(size > 0 and shape[1] % size == 0 and shape[2] % size == 0,
+          f"--model: '{match[0]}' needs a size > 0 dividing the {shape[1]}x{shape[2]} images")
+    return [(MaxPool2D(size), (shape[0], shape[1] // size, shape[2] // size))]
+
+
+def dense(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
+    check(int(match[1]) > 0, f"--model: '{match[0]}' needs a width > 0")
+    flat = [] if len(shape) == 1 else [(Flatten(), (math.prod(shape),))]
+    return [*flat, (Dense(math.prod(shape), int(match[1])), (int(match[1]),))]
+
+
+def dropout(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
+    p = float(match[1] or 0.5)
+    check(0 <= p < 1, f"--model: '{match[0]}' needs a probability in [0, 1)")
+    return [(Dropout(p), shape)]
+
+
+# token pattern -> (needs image input, builder(match, shape) -> [(layer, output shape)])
+TOKENS: dict[str, tuple[bool, Callable[[re.Match, Shape], list[tuple[Layer, Shape]]]]] = {
+    r"conv(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?": (True, conv),
+    r"pool(\d+)?": (True, pool),
+    r"gap": (True, lambda m, shape: [(GlobalAvgPool2D(), (shape[0],))]),
+    r"flatten": (False, lambda m, shape: [(Flatten(), (math.prod(shape),))]),
+    r"bn": (False, lambda m, shape: [(BatchNorm(shape[0]), shape)]),
+    r"dropout(\d*\.?\d+)?": (False, dropout),
+    r"dense(\d+)": (False, dense),
+    **{name: (False, lambda m, shape, cls=cls: [(cls(), shape)])
+       for name, cls in ACTIVATIONS.items()},
+}
+
+
+def build_layers(spec: str, input_shape: Shape, classes: int) -> list[Layer]:
     """Layers for `spec` on inputs of input_shape (per example) and `classes` outputs."""
-    layers: list[Layer] = []
-    shape = tuple(input_shape)  # per-example shape as it flows through the stack
+    return [layer for layer, _ in build_with_shapes(spec, input_shape, classes)]
+
+
+def build_with_shapes(spec: str, input_shape: Shape, classes: int) -> list[tuple[Layer, Shape]]:
+    """(layer, its output shape per example) for `spec`; any bad token is one line."""
+    stack: list[tuple[Layer, Shape]] = []
+    shape = tuple(input_shape)
     for token in [t.strip().lower() for t in spec.split(",") if t.strip()]:
-        conv = CONV.fullmatch(token)
-        if conv:
-            if len(shape) != 3:
-                check(len(shape) == 1 and int(len(layers) == 0) and is_square(shape[0]),
-                      f"--model: '{token}' needs image input, got rows of shape {shape}")
-                side = int(round(shape[0] ** 0.5))
-                layers.append(Reshape(1, side, side))
-                shape = (1, side, side)
-            out, k, s, p = (int(conv.group(1)), int(conv.group(2) or 3), int(conv.group(3) or 1),
-                            conv.group(4))
-            layer = Conv2D(shape[0], out, k, s, int(p) if p is not None else k // 2)
-            layers.append(layer)
-            shape = (out, layer.output_size(shape[1]), layer.output_size(shape[2]))
-        elif token.startswith("pool"):
-            size = int(token[4:] or 2)
-            check(len(shape) == 3, f"--model: '{token}' needs (C, H, W), got {shape}")
-            layers.append(MaxPool2D(size))
-            shape = (shape[0], shape[1] // size, shape[2] // size)
-        elif token == "gap":
-            layers.append(GlobalAvgPool2D())
-            shape = (shape[0],)
-        elif token == "flatten":
-            layers.append(Flatten())
-            shape = (int(_product(shape)),)
-        elif token == "bn":
-            layers.append(BatchNorm(shape[0]))
-        elif token.startswith("dropout"):
-            layers.append(Dropout(float(token[7:] or 0.5)))
-        elif token.startswith("dense"):
-            if len(shape) != 1:
-                layers.append(Flatten())
-                shape = (int(_product(shape)),)
-            layers.append(Dense(shape[0], int(token[5:])))
-            shape = (int(token[5:]),)
-        elif token in ACTIVATIONS:
-            layers.append(ACTIVATIONS[token]())
-        else:
-            raise ConfigError(f"--model: unknown layer '{token}' (see python -m distbp.train "
-                              "--help)")
+        found = [(pattern, entry) for pattern, entry in TOKENS.items()
+                 if re.fullmatch(pattern, token)]
+        if not found:
+            raise ConfigError(f"--model: unknown layer '{token}' (tokens: conv<C>[k<K>][s<S>]"
+                              "[p<P>], pool<K>, gap, flatten, bn, dropout<P>, dense<N>, relu, "
+                              "leakyrelu, tanh, sigmoid; see --help)")
+        pattern, (needs_image, builder) = found[0]
+        if needs_image and len(shape) != 3:
+            check(len(shape) == 1 and not stack and is_square(shape[0]),
+                  f"--model: '{token}' needs image input, got rows of shape {shape}")
+            side = math.isqrt(shape[0])
+            stack.append((Reshape(1, side, side), (1, side, side)))
+            shape = (1, side, side)
+        stack += builder(re.fullmatch(pattern, token), shape)
+        shape = stack[-1][1]
     if len(shape) != 1:
-        layers.append(Flatten())
-        shape = (int(_product(shape)),)
-    layers.append(Dense(shape[0], classes))
-    return layers
+        stack.append((Flatten(), (math.prod(shape),)))
+    stack.append((Dense(math.prod(shape), classes), (classes,)))
+    return stack
 
 
 def mlp_spec(hidden: list[int], activation: str) -> str:
@@ -86,11 +112,4 @@ def mlp_spec(hidden: list[int], activation: str) -> str:
 
 def is_square(n: int) -> bool:
     """Whether n is a perfect square (a flat square image)."""
-    return int(round(n ** 0.5)) ** 2 == n
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
+    return math.isqrt(n) ** 2 == n

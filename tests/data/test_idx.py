@@ -1,12 +1,16 @@
 """IDX files (distbp.data.idx) through the MNIST-family loader: round trips, the gzip
 cache, and every corruption giving one clear line (also under mpirun)."""
 
+import gzip
+import struct
+
 import numpy as np
 import pytest
 from idx_helpers import CORRUPTIONS, corrupt, write_family
 from mpi_helpers import run_mpi
 
 from distbp.data import loaders as datasets
+from distbp.data.idx import open_idx
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +65,26 @@ def test_corrupt_files_under_mpirun_give_one_line_and_exit_2(tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("distbp.train: error: ") \
         and message in lines[0], result.stderr
+
+
+def gz_with(path, header_shape, payload: bytes):
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, len(header_shape)])
+                                   + struct.pack(f">{len(header_shape)}I", *header_shape)
+                                   + payload, compresslevel=1))
+
+
+@pytest.mark.parametrize("shape,payload,message", [
+    ((5, 28, 28), bytes(100), "decompresses to fewer bytes than its header (5, 28, 28) needs "
+                              "(3936): truncated"),
+    ((2, 28, 28), bytes(50 << 20), "decompresses to more bytes than its header (2, 28, 28) "
+                                   "needs (1584): trailing data"),
+    ((1 << 30, 1 << 20, 1 << 20), bytes(10), "declares 1,180,591,620,717,411,303,440 bytes, "
+                                             "more than the"),
+])
+def test_a_bad_gz_is_refused_by_its_header_and_never_cached(tmp_path, shape, payload, message):
+    source = tmp_path / "train-images-idx3-ubyte.gz"
+    gz_with(source, shape, payload)
+    with pytest.raises(ValueError) as info:
+        open_idx(source, 3, cache_dir=tmp_path / "cache")
+    assert str(info.value).startswith(f"{source}: ") and message in str(info.value)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".lock"]  # nothing cached
