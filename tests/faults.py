@@ -4,13 +4,15 @@ DISTBP_FAULT_INJECT=RANK:STEP[:KIND] makes that rank misbehave at that global st
 raise (default), nan (NaN in its input rows), hang (sleep), kill (SIGKILL itself),
 sigterm (SIGTERM itself, as Slurm does before a preemption), kill-in-checkpoint (rank 0
 SIGKILLs itself between writing that step's checkpoint and renaming it), hang-in-setup
-and sigterm-in-setup (while loading the dataset; STEP is ignored). The hooks wrap the
+and sigterm-in-setup (while loading the dataset; STEP is ignored), full-disk-in-checkpoint
+(rank 0's write of that step's checkpoint fails with ENOSPC). The hooks wrap the
 data-parallel step, the checkpoint's rename and the dataset loader: production code
 carries no fault.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -25,7 +27,7 @@ from distbp.dist.step import DataParallel
 
 FAULT_ENV = "DISTBP_FAULT_INJECT"
 KINDS = ("raise", "nan", "hang", "kill", "sigterm", "kill-in-checkpoint", "hang-in-setup",
-         "sigterm-in-setup")
+         "sigterm-in-setup", "full-disk-in-checkpoint")
 
 
 def planned() -> tuple[int, int, str]:
@@ -57,9 +59,11 @@ def install() -> None:
         return original_step(self, x, y, global_count, stop, rows, step)
 
     def faulty_publish(temporary: Path, target: Path) -> None:
-        if kind == "kill-in-checkpoint" and rank == 0 and \
-                target.name == f"ckpt-{at_step:09d}.npz":
-            os.kill(os.getpid(), signal.SIGKILL)
+        if rank == 0 and target.name == f"ckpt-{at_step:09d}.npz":
+            if kind == "kill-in-checkpoint":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if kind == "full-disk-in-checkpoint":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         original_publish(temporary, target)
 
     original_load = run.load

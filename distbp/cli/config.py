@@ -109,6 +109,9 @@ def read_toml(path: str) -> dict[str, object]:
             return tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -116,10 +119,13 @@ def read_toml(path: str) -> dict[str, object]:
 def defaults_from_file(parser: Parser, path: str) -> None:
     """Config-file values become defaults, checked as strictly as the flags would be."""
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
-    values = {}
+    values, spelled = {}, {}
     for key, value in read_toml(path).items():
         dest = key.replace("-", "_")
         check(dest in actions, f"config file {path}: unknown key '{key}'")
+        check(dest not in spelled, f"config file {path}: '{spelled.get(dest)}' and '{key}' "
+                                   "are the same setting; give it once")
+        spelled[dest] = key
         if dest == "hidden" and isinstance(value, list):
             value = ",".join(map(str, value))
         values[dest] = convert(actions[dest], value, f"config file {path}: '{key}'")
@@ -175,8 +181,12 @@ def validate(args: argparse.Namespace) -> None:
     args.checkpoint_steps, args.checkpoint_epochs = parse_every(args.checkpoint_every)
     check(args.keep_checkpoints > 0, f"--keep-checkpoints must be > 0, got "
                                      f"{args.keep_checkpoints}")
-    check(args.resume in (None, "latest") or Path(args.resume).is_file(),
+    check(args.resume in (None, "latest") or Path(args.resume).exists(),
           f"--resume: checkpoint {args.resume} does not exist")
+    check(args.resume in (None, "latest") or not Path(args.resume).is_dir(),
+          f"--resume: {args.resume} is a directory; give a checkpoint file, or "
+          f"--checkpoint-dir {args.resume} --resume to continue from its newest checkpoint")
+    check(args.seed >= 0, f"--seed must be an integer >= 0, got {args.seed}")
     check(args.resume != "latest" or args.checkpoint_dir is not None,
           "--resume without a path needs --checkpoint-dir")
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -60,12 +61,13 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
             break
         train_time = time.perf_counter() - epoch_start
         test = evaluate(run, comm)
-        log.epoch({"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
-                   "lr": run.optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
-                   "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                   "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
-                   "epoch_time": time.perf_counter() - epoch_start,
-                   "wall_time": time.perf_counter() - started, "ranks": comm.size})
+        record = {"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
+                  "lr": run.optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
+                  "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                  "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
+                  "epoch_time": time.perf_counter() - epoch_start,
+                  "wall_time": time.perf_counter() - started, "ranks": comm.size}
+        comm.run_agreed(partial(log.epoch, record))  # a failed metrics write stops all ranks
         position.next_epoch()
         if args.checkpoint_epochs and position.epoch % args.checkpoint_epochs == 0:
             save_checkpoint(args, comm, run, position)
@@ -156,11 +158,12 @@ def resume_path(args: argparse.Namespace) -> Path | None:
 
 def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
                     position: state.Position) -> Path | None:
-    """Rank 0 writes; the other ranks go on. A failed write is one line (ConfigError)."""
-    if not (args.checkpoint_dir and comm.is_root):
+    """Rank 0 writes; a failed write (full disk) stops every rank with one line."""
+    if not args.checkpoint_dir:
         return None
-    return state.save(args.checkpoint_dir, position, run.trainer, run.fingerprint,
-                      args.keep_checkpoints)
+    return comm.run_agreed(lambda: state.save(args.checkpoint_dir, position, run.trainer,
+                                              run.fingerprint, args.keep_checkpoints)
+                           if comm.is_root else None)  # a failed write stops every rank
 
 
 def main(argv: list[str] | None = None) -> int:

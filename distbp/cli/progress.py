@@ -11,6 +11,7 @@ import resource
 import sys
 
 from distbp.dist.comm import SerialComm
+from distbp.errors import ConfigError
 
 
 class Progress:
@@ -64,8 +65,12 @@ class Progress:
     def write(self, record: dict) -> None:
         """Append one JSON record to the metrics file (rank 0, with --metrics)."""
         if self.metrics_path:
-            with open(self.metrics_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")  # one write per record
+            try:
+                with open(self.metrics_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")  # one write per record
+            except OSError as exc:
+                raise ConfigError(f"cannot write the metrics file {self.metrics_path}: "
+                                  f"{exc.strerror}") from None
 
     def finish(self, summary: dict) -> dict:
         """The summary record and the final line; returns the summary."""

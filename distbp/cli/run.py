@@ -88,7 +88,8 @@ def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> R
     check(len(dataset.x_train) >= comm.size, f"{comm.size} ranks but only "
                                              f"{len(dataset.x_train)} training examples")
     batch = global_batch_size(args, comm)
-    model = build_model(args, dataset, -(-batch // comm.size), comm.local_size)
+    model = build_model(args, dataset, -(-min(batch, len(dataset.x_train)) // comm.size),
+                        comm.local_size)
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)

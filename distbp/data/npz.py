@@ -5,6 +5,7 @@ extracted once into the cache and memory-mapped instead of loaded by every rank.
 from __future__ import annotations
 
 import math
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from distbp.errors import ConfigError, check
 def members(path: Path, what: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """{name: (shape, dtype)} of every .npy member, each checked: a header that is not
     numpy's, an object dtype, or a size that does not match the shape is one line."""
-    check(path.exists(), f"cannot read {path} as {what}: no such file")
+    check(path.exists(), f"cannot read {path} as {what}: " + (
+        "a broken symbolic link (or a loop of them)" if path.is_symlink() else "no such file"))
     check(not path.is_dir(), f"cannot read {path} as {what}: it is a directory")
     try:
         archive = zipfile.ZipFile(path)
@@ -72,9 +74,19 @@ def mapped_arrays(path: Path, keys: tuple[str, ...],
     missing = [key for key in keys if key not in found]
     check(not missing, f"{path}: missing array(s) {', '.join(missing)} (needs "
                        f"{', '.join(keys)})")
+    cache_dir = Path(cache_dir or default_cache_dir())
+    needed = sum(math.prod(found[key][0]) * found[key][1].itemsize for key in keys)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(cache_dir).free
+    except OSError as exc:
+        raise ConfigError(f"cannot write the cache {cache_dir}: {exc.strerror} (set "
+                          "DISTBP_CACHE to a writable directory)") from None
+    check(needed <= free, f"{path}: its arrays take {needed:,} bytes uncompressed, more than "
+                          f"the {free:,} free in the cache {cache_dir} (set DISTBP_CACHE)")
     arrays = {}
     for key in keys:
-        target = cache_name(path, f".{key}.npy", Path(cache_dir or default_cache_dir()))
+        target = cache_name(path, f".{key}.npy", cache_dir)
         fill_once(target, lambda temporary, key=key: extract(path, f"{key}.npy", temporary))
         arrays[key] = np.load(target, mmap_mode="r", allow_pickle=False)
     return arrays

@@ -67,3 +67,14 @@ def test_a_checkpoint_written_before_the_restructure_resumes(capsys, tmp_path, k
     # bitwise on the machine that wrote the file; another CPU's GEMMs round differently
     np.testing.assert_allclose(resumed, whole, rtol=1e-4, atol=1e-6)
     assert not np.array_equal(resumed, checkpoint.load(old)["params"])  # it trained on
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
+    for step in (100, 200, 300):
+        checkpoint.save(tmp_path, step, arrays(), keep=3)
+    written = checkpoint.save(tmp_path, 50, arrays(), keep=2)  # e.g. resumed from an old file
+    assert written.exists()
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == [
+        "ckpt-000000050.npz", "ckpt-000000300.npz"]
+    checkpoint.save(tmp_path, 60, arrays(), keep=1)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000000060.npz"]

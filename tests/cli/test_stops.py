@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from mpi_helpers import ROOT, clean_env, mpirun_path, run_mpi, shared_segments
 
@@ -147,3 +148,34 @@ def test_a_closed_pipe_under_mpirun_ends_every_rank_and_leaves_nothing_in_dev_sh
         time.sleep(0.2)
     assert subprocess.run(["pgrep", "-f", "seed 98765"], capture_output=True).returncode == 1
     assert not shared_segments() - before
+
+
+def test_a_checkpoint_that_cannot_be_written_later_is_one_line_and_the_previous_survives(
+        tmp_path):
+    directory = tmp_path / "ckpt"
+    result, seconds = run_mpi(2, [*JOB, "--checkpoint-dir", str(directory), "--checkpoint-every",
+                                  "20"], timeout=60, fault="0:40:full-disk-in-checkpoint")
+    assert result.returncode == 2 and seconds < 20, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"distbp.train: error: on rank 0: cannot write a checkpoint in "
+                     f"{directory}: No space left on device; the previous checkpoint is intact"]
+    assert [p.name for p in checkpoint.list_checkpoints(directory)] == ["ckpt-000000020.npz"]
+    assert not list(directory.glob(".*tmp*"))
+    checkpoint.load(directory / "ckpt-000000020.npz")  # whole and verified
+
+
+def test_an_npz_is_memory_mapped_from_the_cache_not_loaded_by_every_rank(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.zeros((50_000, 500))  # 200 MB of float64, a few hundred kB compressed
+    x[:, 0] = rng.standard_normal(50_000)
+    np.savez_compressed(tmp_path / "big.npz", x_train=x, y_train=(x[:, 0] > 0).astype(int),
+                        x_test=x[:1000], y_test=(x[:1000, 0] > 0).astype(int))
+    assert (tmp_path / "big.npz").stat().st_size < 5e6
+    metrics = tmp_path / "m.jsonl"
+    result, _ = run_mpi(2, ["-m", "distbp.train", "--quiet", "--dataset", str(tmp_path / "big.npz"),
+                            "--epochs", "1", "--batch-size", "5000", "--hidden", "8", "--metrics",
+                            str(metrics)], timeout=120, DISTBP_CACHE=str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(metrics.read_text().splitlines()[-1])
+    assert max(summary["private_mb"]) < 150, summary["private_mb"]  # not 200 MB each
+    assert len(list((tmp_path / "cache").glob("big.npz.*.x_train.npy"))) == 1
