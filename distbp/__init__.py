@@ -9,7 +9,9 @@ from distbp.data import GlobalBatchSampler
 from distbp.dist import DataParallel, evaluate, make_trainer, world
 from distbp.errors import CollectiveError, ConfigError
 from distbp.nn import (
+    LSTM,
     MSE,
+    RNN,
     BatchNorm,
     Conv2D,
     Dense,
@@ -34,9 +36,10 @@ from distbp.optim import SGD, Adam, AdamW, Constant, Cosine, Optimizer, Schedule
 __version__ = "0.1.0"
 
 __all__ = [
-    "MSE", "SGD", "Adam", "AdamW", "BatchNorm", "CollectiveError", "ConfigError", "Constant",
-    "Conv2D", "Cosine", "DataParallel", "Dense", "Dropout", "Flatten", "GlobalAvgPool2D",
-    "GlobalBatchSampler", "Layer", "LeakyReLU", "Loss", "MaxPool2D", "Optimizer", "Parameter",
-    "ReLU", "Reshape", "Schedule", "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "StepDecay",
-    "Tanh", "Warmup", "evaluate", "gradcheck", "make_trainer", "world",
+    "Adam", "AdamW", "BatchNorm", "CollectiveError", "ConfigError", "Constant", "Conv2D",
+    "Cosine", "DataParallel", "Dense", "Dropout", "Flatten", "GlobalAvgPool2D",
+    "GlobalBatchSampler", "LSTM", "Layer", "LeakyReLU", "Loss", "MSE", "MaxPool2D",
+    "Optimizer", "Parameter", "RNN", "ReLU", "Reshape", "SGD", "Schedule", "Sequential",
+    "Sigmoid", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "Warmup", "evaluate", "gradcheck",
+    "make_trainer", "world",
 ]

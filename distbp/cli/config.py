@@ -41,8 +41,9 @@ def build_parser() -> Parser:
         help="'mlp' (from --hidden and --activation), 'cnn' (conv32,bn,relu,pool2,conv64,bn,"
              "relu,pool2,flatten,dense256,bn,relu,dropout0.4), or a layer spec such as "
              "'conv16,relu,pool2,dense64,relu' (tokens: conv<C>[k<K>][s<S>][p<P>], pool<K>, "
-             "gap, flatten, bn, dropout<P>, dense<N>, relu, leakyrelu, tanh, sigmoid); a final "
-             "dense layer to the classes is added")
+             "gap, flatten, bn, dropout<P>, dense<N>, rnn<N>[seq], lstm<N>[seq], relu, "
+             "leakyrelu, tanh, sigmoid; image rows are the time steps of a first recurrent "
+             "layer); a final dense layer to the classes is added")
     add("--hidden", default="128,128",
         help="hidden layer sizes, comma-separated ('' or 'none' for a linear model)")
     add("--activation", default="relu", choices=ACTIVATIONS)

@@ -10,11 +10,12 @@ from distbp.nn.layer import Layer, StepContext
 from distbp.nn.losses import MSE, Loss, SoftmaxCrossEntropy
 from distbp.nn.normalization import BatchNorm
 from distbp.nn.pool import GlobalAvgPool2D, MaxPool2D
+from distbp.nn.recurrent import LSTM, RNN
 from distbp.nn.sequential import Parameter, Sequential
 from distbp.nn.shape import Flatten, Reshape
 
 __all__ = [
-    "MSE", "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool2D", "Layer",
-    "LeakyReLU", "Loss", "MaxPool2D", "Parameter", "ReLU", "Reshape", "Sequential", "Sigmoid",
-    "SoftmaxCrossEntropy", "StepContext", "Tanh", "gradcheck",
+    "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool2D", "LSTM", "Layer",
+    "LeakyReLU", "Loss", "MSE", "MaxPool2D", "Parameter", "RNN", "ReLU", "Reshape",
+    "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "StepContext", "Tanh", "gradcheck",
 ]

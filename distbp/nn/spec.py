@@ -2,7 +2,9 @@
 
 Tokens, comma-separated: conv<C>[k<K>][s<S>][p<P>] (3x3, stride 1, 'same' padding by
 default), pool<K> (max), gap (global average), flatten, bn, dropout<P>, dense<N>, relu,
-leakyrelu, tanh, sigmoid. Image input is reshaped to (1, H, W) before a first conv, a
+leakyrelu, tanh, sigmoid, rnn<N>, lstm<N> (the last hidden state; rnn<N>seq, lstm<N>seq:
+every step's). Image input is reshaped to (1, H, W) before a first conv, to (H, W) (rows
+as time steps) before a first recurrent layer, a
 Flatten goes in before the first dense after convolutions, and a final Dense to the
 classes is appended. `mlp` builds Dense layers from --hidden and --activation; `cnn` is
 CNN_SPEC. A new layer is one entry in TOKENS.
@@ -22,6 +24,7 @@ from distbp.nn.dropout import Dropout
 from distbp.nn.layer import Layer
 from distbp.nn.normalization import BatchNorm
 from distbp.nn.pool import GlobalAvgPool2D, MaxPool2D
+from distbp.nn.recurrent import LSTM, RNN
 from distbp.nn.shape import Flatten, Reshape
 
 CNN_SPEC = "conv32,bn,relu,pool2,conv64,bn,relu,pool2,flatten,dense256,bn,relu,dropout0.4"
@@ -54,6 +57,22 @@ def dense(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
     return [*flat, (Dense(math.prod(shape), int(match[1])), (int(match[1]),))]
 
 
+def recurrent(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
+    hidden, sequences = int(match[2]), match[3] is not None
+    check(hidden > 0, f"--model: '{match[0]}' needs a width > 0")
+    stack: list[tuple[Layer, Shape]] = []
+    if len(shape) != 2:  # flat square rows: the image's rows are the time steps
+        check(len(shape) == 1 and is_square(shape[0]),
+              f"--model: '{match[0]}' needs sequences (time, features) or square images, "
+              f"got rows of shape {shape}")
+        side = math.isqrt(shape[0])
+        shape = (side, side)
+        stack.append((Reshape(side, side), shape))
+    cls = RNN if match[1] == "rnn" else LSTM
+    layer = cls(shape[1], hidden, return_sequences=sequences)
+    return [*stack, (layer, (shape[0], hidden) if sequences else (hidden,))]
+
+
 def dropout(match: re.Match, shape: Shape) -> list[tuple[Layer, Shape]]:
     p = float(match[1] or 0.5)
     check(0 <= p < 1, f"--model: '{match[0]}' needs a probability in [0, 1)")
@@ -69,6 +88,7 @@ TOKENS: dict[str, tuple[bool, Callable[[re.Match, Shape], list[tuple[Layer, Shap
     r"bn": (False, lambda m, shape: [(BatchNorm(shape[0]), shape)]),
     r"dropout(\d*\.?\d+)?": (False, dropout),
     r"dense(\d+)": (False, dense),
+    r"(rnn|lstm)(\d+)(seq)?": (False, recurrent),
     **{name: (False, lambda m, shape, cls=cls: [(cls(), shape)])
        for name, cls in ACTIVATIONS.items()},
 }
@@ -88,8 +108,9 @@ def build_with_shapes(spec: str, input_shape: Shape, classes: int) -> list[tuple
                  if re.fullmatch(pattern, token)]
         if not found:
             raise ConfigError(f"--model: unknown layer '{token}' (tokens: conv<C>[k<K>][s<S>]"
-                              "[p<P>], pool<K>, gap, flatten, bn, dropout<P>, dense<N>, relu, "
-                              "leakyrelu, tanh, sigmoid; see --help)")
+                              "[p<P>], pool<K>, gap, flatten, bn, dropout<P>, dense<N>, "
+                              "rnn<N>[seq], lstm<N>[seq], relu, leakyrelu, tanh, sigmoid; see "
+                              "--help)")
         pattern, (needs_image, builder) = found[0]
         if needs_image and len(shape) != 3:
             check(len(shape) == 1 and not stack and is_square(shape[0]),
