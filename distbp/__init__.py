@@ -31,7 +31,18 @@ from distbp.nn import (
     Tanh,
     gradcheck,
 )
-from distbp.optim import SGD, Adam, AdamW, Constant, Cosine, Optimizer, Schedule, StepDecay, Warmup
+from distbp.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    Constant,
+    Cosine,
+    Optimizer,
+    Schedule,
+    StepDecay,
+    Warmup,
+    clip_grad_norm,
+)
 
 __version__ = "0.1.0"
 
@@ -40,6 +51,7 @@ __all__ = [
     "Cosine", "DataParallel", "Dense", "Dropout", "Flatten", "GlobalAvgPool2D",
     "GlobalBatchSampler", "LSTM", "Layer", "LeakyReLU", "Loss", "MSE", "MaxPool2D",
     "Optimizer", "Parameter", "RNN", "ReLU", "Reshape", "SGD", "Schedule", "Sequential",
-    "Sigmoid", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "Warmup", "evaluate", "gradcheck",
+    "Sigmoid", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "Warmup", "clip_grad_norm",
+    "evaluate", "gradcheck",
     "make_trainer", "world",
 ]

@@ -54,6 +54,12 @@ def build_parser() -> Parser:
     add("--drop-last", action="store_true", help="drop the last incomplete global batch")
     add("--micro-batch-size", type=int, default=None,
         help="a rank processes its shard in chunks of at most this many examples")
+    add("--loss", default="cross-entropy", choices=("cross-entropy", "mse"),
+        help="cross-entropy on integer class labels; mse on float targets (regression, "
+             "a user .npz with y_train of shape (N,) or (N, k)): reports test MSE and RMSE")
+    add("--clip-grad-norm", type=float, default=None, metavar="X",
+        help="clip the reduced gradient to a global L2 norm of X (the global batch's norm, "
+             "so results stay independent of the rank count); the norm goes in the metrics")
     add("--optimizer", default="sgd", choices=OPTIMIZERS)
     add("--lr", type=float, default=0.05)
     add("--momentum", type=float, default=0.9, help="SGD momentum")
@@ -188,6 +194,9 @@ def validate(args: argparse.Namespace) -> None:
           f"--resume: {args.resume} is a directory; give a checkpoint file, or "
           f"--checkpoint-dir {args.resume} --resume to continue from its newest checkpoint")
     check(args.seed >= 0, f"--seed must be an integer >= 0, got {args.seed}")
+    check(args.clip_grad_norm is None or (math.isfinite(args.clip_grad_norm)
+                                          and args.clip_grad_norm > 0),
+          f"--clip-grad-norm must be a finite number > 0, got {args.clip_grad_norm!r}")
     check(args.resume != "latest" or args.checkpoint_dir is not None,
           "--resume without a path needs --checkpoint-dir")
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")

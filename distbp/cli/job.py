@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -56,14 +57,15 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
     stopped = any(comm.allgather(stops.requested))  # a signal during start-up: every rank
     while position.epoch < args.epochs and not stopped:
         epoch_start = time.perf_counter()
-        stopped, examples = train_epoch(args, comm, run, position, stops, log)
+        norms: list[float] = []  # the global gradient norm of each step, with clipping
+        stopped, examples = train_epoch(args, comm, run, position, stops, log, norms)
         if stopped:
             break
         train_time = time.perf_counter() - epoch_start
         test = evaluate(run, comm)
         record = {"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
                   "lr": run.optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
-                  "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                  **test_metrics(test), **norm_metrics(norms),
                   "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
                   "epoch_time": time.perf_counter() - epoch_start,
                   "wall_time": time.perf_counter() - started, "ranks": comm.size}
@@ -81,10 +83,24 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
         save_checkpoint(args, comm, run, position)
     if args.profile:  # asked for explicitly: printed even with --quiet
         print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
-    log.finish({"event": "summary", "test_loss": test["loss"],
-                "test_accuracy": test["accuracy"], "test_correct": test["correct"],
-                "test_count": test["count"], **memory_report(comm), "config": vars(args)})
+    log.finish({"event": "summary", **test_metrics(test), "test_count": test["count"],
+                **({"test_correct": test["correct"]} if "correct" in test else {}),
+                **memory_report(comm), "config": vars(args)})
     return 0
+
+
+def test_metrics(test: dict[str, float]) -> dict[str, float]:
+    """The epoch record's test figures: loss and accuracy, or for regression MSE and RMSE."""
+    if "accuracy" in test:
+        return {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+    return {"test_loss": test["loss"], "test_mse": test["loss"],
+            "test_rmse": math.sqrt(test["loss"])}
+
+
+def norm_metrics(norms: list[float]) -> dict[str, float]:
+    """Mean and max of the epoch's gradient norms before clipping (with --clip-grad-norm)."""
+    return {"grad_norm_mean": sum(norms) / len(norms), "grad_norm_max": max(norms)} \
+        if norms else {}
 
 
 def evaluate(run: Run, comm: SerialComm) -> dict[str, float]:
@@ -110,8 +126,9 @@ def stop(args: argparse.Namespace, comm: SerialComm, run: Run, position: state.P
 
 
 def train_epoch(args: argparse.Namespace, comm: SerialComm, run: Run, position: state.Position,
-                stops: Preemption, log: Progress) -> tuple[bool, int]:
-    """The loop: forward -> backward -> reduce -> update. Returns (stopped, examples)."""
+                stops: Preemption, log: Progress, norms: list[float]) -> tuple[bool, int]:
+    """The loop: forward -> backward -> reduce -> (clip) -> update. Returns (stopped,
+    examples); appends each step's gradient norm to `norms` when clipping."""
     data, trainer = run.dataset, run.trainer
     batches = run.sampler.local_batches(position.epoch, comm.rank, comm.size,
                                         trainer.reduction.shard_size)
@@ -129,6 +146,8 @@ def train_epoch(args: argparse.Namespace, comm: SerialComm, run: Run, position: 
                                   f"{position.epoch + 1}); stopped before updating, checkpoints "
                                   "are intact (--on-nonfinite skip skips such steps)")
         position.advance(result.loss, global_count, result.nonfinite)
+        if result.grad_norm is not None:
+            norms.append(result.grad_norm)
         examples += global_count
         log.batch(result.loss)
         if result.stop:

@@ -1,6 +1,6 @@
 """`python -m distbp.plot metrics.jsonl [more.jsonl ...] -o curves.png`: training curves.
 
-Left: train and test loss per epoch; right: test accuracy. Several files overlay, e.g.
+Left: train and test loss per epoch; right: test accuracy (or, for regression, RMSE). Several files overlay, e.g.
 the same run at -n 1 and -n 4. Needs matplotlib (the `plot` extra).
 """
 
@@ -48,11 +48,14 @@ def draw(runs: dict[str, list[dict]], output: str, title: str | None) -> None:
                   label=f"{label} train")
         left.plot(epochs, [r["test_loss"] for r in records], "-", color=color,
                   label=f"{label} test")
-        best = max(r["test_accuracy"] for r in records)
-        right.plot(epochs, [r["test_accuracy"] for r in records], "-o", ms=3, color=color,
-                   label=f"{label} (final {records[-1]['test_accuracy']:.4f}, best {best:.4f})")
-    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    right.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
+        metric = "test_accuracy" if "test_accuracy" in records[-1] else "test_rmse"
+        values = [r[metric] for r in records]
+        best = max(values) if metric == "test_accuracy" else min(values)
+        right.plot(epochs, values, "-o", ms=3, color=color,
+                   label=f"{label} (final {values[-1]:.4f}, best {best:.4f})")
+    name = "test accuracy" if metric == "test_accuracy" else "test RMSE"
+    left.set(xlabel="epoch", ylabel="loss", title="loss")
+    right.set(xlabel="epoch", ylabel=name, title=name)
     for axes in (left, right):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)

@@ -56,8 +56,10 @@ class Progress:
             self.bar = None
         self.last = record
         eta = record["wall_time"] / record["epoch"] * (self.epochs - record["epoch"])
+        quality = (f"test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record
+                   else f"test rmse {record['test_rmse']:.4f}")
         self.say(f"epoch {record['epoch']:3d}/{self.epochs}  train loss {record['train_loss']:.4f}"
-                 f"  test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}"
+                 f"  test loss {record['test_loss']:.4f}  {quality}"
                  f"  {record['samples_per_s']:,.0f} samples/s  {record['epoch_time']:.1f}s"
                  f"  ETA {eta:.0f}s")
         self.write(record)
@@ -76,7 +78,11 @@ class Progress:
         """The summary record and the final line; returns the summary."""
         summary = {**{k: v for k, v in self.last.items() if k != "event"}, **summary}
         self.write(summary)
-        if self.active:
+        if self.active and "test_rmse" in summary:  # regression
+            print(f"final test mse: {summary['test_mse']:.4f} (rmse {summary['test_rmse']:.4f}, "
+                  f"{summary['test_count']} examples), {summary.get('wall_time', 0):.1f}s",
+                  flush=True)
+        elif self.active:
             print(f"final test accuracy: {summary.get('test_accuracy', float('nan')):.4f} "
                   f"({summary['test_correct']}/{summary['test_count']}), test loss "
                   f"{summary.get('test_loss', float('nan')):.4f}, "

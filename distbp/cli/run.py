@@ -18,7 +18,7 @@ from distbp.dist.comm import SerialComm
 from distbp.dist.reduction import Reduction
 from distbp.dist.step import DataParallel
 from distbp.errors import check
-from distbp.nn.losses import SoftmaxCrossEntropy
+from distbp.nn.losses import MSE, Loss, SoftmaxCrossEntropy
 from distbp.nn.sequential import Sequential
 from distbp.nn.spec import CNN_SPEC, build_with_shapes, mlp_spec
 from distbp.optim.optimizers import SGD, Adam, AdamW, Optimizer
@@ -72,6 +72,18 @@ def build_schedule(args: argparse.Namespace, lr: float, steps_per_epoch: int) ->
     return Warmup(schedule, round(args.warmup_epochs * steps_per_epoch))
 
 
+def make_loss(args: argparse.Namespace, dataset: Dataset) -> Loss:
+    """--loss, checked against the dataset's targets (labels or float values)."""
+    if args.loss == "mse":
+        check(dataset.targets == "values", f"--loss mse needs float targets, but "
+                                           f"{dataset.name}'s y_train holds integer class "
+                                           "labels (use --loss cross-entropy)")
+        return MSE()
+    check(dataset.targets == "labels", f"{dataset.name}'s y_train holds float targets: "
+                                       "regression needs --loss mse")
+    return SoftmaxCrossEntropy()
+
+
 def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
     """--batch-size, or --batch-size-per-rank x ranks."""
     return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
@@ -93,13 +105,16 @@ def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> R
     sampler = GlobalBatchSampler(len(dataset.x_train), batch, args.seed, args.drop_last)
     lr = args.lr * batch / args.base_batch_size if args.lr_scaling == "linear" else args.lr
     optimizer = build_optimizer(args, model)
-    trainer = DataParallel(model, optimizer, SoftmaxCrossEntropy(), comm, args.micro_batch_size,
-                           reduction, args.seed)
+    trainer = DataParallel(model, optimizer, make_loss(args, dataset), comm,
+                           args.micro_batch_size, reduction, args.seed, args.clip_grad_norm)
     fingerprint = {
         "model": model.describe(), "seed": args.seed, "batch_size": batch,
         "dataset": dataset.shapes(), "optimizer": optimizer.settings(),
         "schedule": (args.schedule, args.epochs, args.warmup_epochs, args.lr_scaling),
         "drop_last": args.drop_last, "micro_batch_size": args.micro_batch_size,
-        "exact": reduction.fingerprint()}
+        "exact": reduction.fingerprint(),
+        # new settings join the fingerprint only when used: older checkpoints still resume
+        **({"clip_grad_norm": args.clip_grad_norm} if args.clip_grad_norm else {}),
+        **({"loss": args.loss} if args.loss != "cross-entropy" else {})}
     return Run(dataset, model, optimizer, build_schedule(args, lr, sampler.steps_per_epoch),
                sampler, trainer, batch, fingerprint)

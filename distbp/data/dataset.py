@@ -13,7 +13,8 @@ from distbp.errors import check
 
 @dataclass
 class Dataset:
-    """Arrays of one dataset; x rows are examples, y integer labels."""
+    """Arrays of one dataset; x rows are examples; y integer class labels (N,), or with
+    targets == "values", float regression targets (N, k) and `classes` is k."""
 
     name: str
     x_train: np.ndarray
@@ -21,6 +22,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int
+    targets: str = "labels"  # or "values"
 
     def shapes(self) -> dict[str, object]:
         """Sizes and shapes, for configuration fingerprints."""
@@ -67,11 +69,16 @@ def finish(name: str, arrays: dict[str, np.ndarray], dtype: object) -> Dataset:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         check(len(x) == len(y), f"{name}: x_{split} has {len(x)} rows but y_{split} has "
                                 f"{len(y)} labels")
-    classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     if arrays["x_train"].dtype == np.uint8:
         mean, std = pixel_stats(arrays["x_train"])
     else:
         mean, std = 0.0, 1.0
     rows = {key: NormalizedRows(arrays[key], mean, std, dtype) for key in ("x_train", "x_test")}
+    if np.issubdtype(arrays["y_train"].dtype, np.floating):  # regression targets, (N, k)
+        y_train, y_test = (np.asarray(arrays[key], dtype=dtype).reshape(len(arrays[key]), -1)
+                           for key in ("y_train", "y_test"))
+        return Dataset(name, rows["x_train"], y_train, rows["x_test"], y_test,
+                       y_train.shape[1], "values")
+    classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     return Dataset(name, rows["x_train"], arrays["y_train"].astype(np.int64), rows["x_test"],
                    arrays["y_test"].astype(np.int64), classes)

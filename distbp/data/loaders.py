@@ -83,10 +83,21 @@ def check_user_arrays(path: str, arrays: dict[str, np.ndarray], dtype: np.dtype)
                                 "features or use --dtype float64")
     check(x_train.shape[1:] == x_test.shape[1:], f"{path}: x_train rows {x_train.shape[1:]} "
                                                  f"and x_test rows {x_test.shape[1:]} differ")
+    floats = [np.issubdtype(arrays[key].dtype, np.floating) for key in ("y_train", "y_test")]
+    check(floats[0] == floats[1], f"{path}: y_train and y_test must both be integer labels "
+                                  "or both float targets")
     for key in ("y_train", "y_test"):
         y = arrays[key]
+        if floats[0]:  # regression targets
+            check(y.ndim in (1, 2) and y.shape[1:] == arrays["y_train"].shape[1:],
+                  f"{path}: {key} float targets must be (examples,) or (examples, k), the "
+                  f"same k for both, got {y.shape}")
+            check(np.isfinite(largest_magnitude(y.reshape(len(y), -1))),
+                  f"{path}: {key} contains NaN or infinite values")
+            continue
         check(y.ndim == 1 and np.issubdtype(y.dtype, np.integer),
-              f"{path}: {key} must be 1-D integer labels, got {y.dtype} {y.shape}")
+              f"{path}: {key} must be 1-D integer labels (or float regression targets), got "
+              f"{y.dtype} {y.shape}")
         check(len(y) == 0 or y.min() >= 0, f"{path}: {key} has negative labels")
 
 

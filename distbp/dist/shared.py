@@ -8,6 +8,8 @@ update, split n ways. Multi-node jobs use the plain Allreduce (AllreduceSum).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distbp.data.sampler import shard_range
@@ -15,6 +17,7 @@ from distbp.dist.comm import SerialComm
 from distbp.dist.reduction import FLOAT_SLOTS, FloatSum, StepResult, result_of
 from distbp.errors import check
 from distbp.nn.sequential import Sequential
+from distbp.optim.clip import clip_by_norm, squared_norm
 from distbp.optim.optimizers import Optimizer
 
 ALIGN = 16  # elements: parts start on 64-byte boundaries, no false sharing
@@ -44,20 +47,31 @@ class SharedMemorySum(FloatSum):
         comm.node_barrier()  # every rank sees rank 0's parameters
 
     def reduce(self) -> StepResult:
-        """Wait for every rank's gradient; the statistics summed in rank order."""
+        """Wait for every rank's gradient; the statistics and my part of the gradient
+        summed in rank order (the same sums on every rank)."""
         self.comm.node_barrier()  # every rank's gradient and stats are written
         stats = self.segments[0][-FLOAT_SLOTS:].astype(np.float64)
-        for segment in self.segments[1:]:  # rank order: the same sums on every rank
+        for segment in self.segments[1:]:
             stats += segment[-FLOAT_SLOTS:]
-        return result_of(stats)
-
-    def update(self) -> None:
-        """Sum my part of every rank's gradient and update that part."""
         part, reduced = self.part, self.reduced
         np.copyto(reduced, self.segments[0][part])
         for segment in self.segments[1:]:
             reduced += segment[part]
-        self.optimizer.step(part, reduced)
+        return result_of(stats)
+
+    def clip(self, max_norm: float) -> float:
+        """The global norm from every rank's part (one small Allreduce, summed in rank
+        order: the same on every rank); each rank scales its part."""
+        squares = np.zeros(self.comm.size)
+        squares[self.comm.rank] = squared_norm(self.reduced)
+        self.comm.Allreduce(squares)
+        norm = math.sqrt(float(np.sum(squares)))
+        clip_by_norm(self.reduced, norm, max_norm)
+        return norm
+
+    def update(self) -> None:
+        """Update my part from the sum of every rank's part (made in reduce)."""
+        self.optimizer.step(self.part, self.reduced)
 
     def finish(self) -> None:
         self.comm.node_barrier()  # parameters updated, gradients read: next step may start

@@ -28,12 +28,14 @@ class DataParallel:
 
     reduction: AllreduceSum (default), SharedMemorySum (ranks of one node) or
     FixedPointSum (exact mode); see distbp.dist.choose. seed: of the Dropout masks, a
-    function of (seed, step, example index).
+    function of (seed, step, example index). clip_grad_norm: clip the reduced gradient to
+    this global norm (every rank clips by the global batch's norm).
     """
 
     def __init__(self, model: Sequential, optimizer: Optimizer, loss: Loss,
                  comm: SerialComm | None = None, micro_batch_size: int | None = None,
-                 reduction: Reduction | None = None, seed: int = 0) -> None:
+                 reduction: Reduction | None = None, seed: int = 0,
+                 clip_grad_norm: float | None = None) -> None:
         check(micro_batch_size is None or micro_batch_size > 0,
               f"micro batch size must be > 0, got {micro_batch_size}")
         check(micro_batch_size is None or not model.collective,
@@ -41,7 +43,10 @@ class DataParallel:
               "of the whole global batch, which micro-batches would split")
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.comm = comm or SerialComm()
+        check(clip_grad_norm is None or clip_grad_norm > 0,
+              f"--clip-grad-norm must be > 0, got {clip_grad_norm}")
         self.micro_batch_size, self.seed = micro_batch_size, seed
+        self.clip_grad_norm = clip_grad_norm
         self.timeline = OFF  # set a Timeline to see where the time goes
         self.reduction = reduction or AllreduceSum()
         self.reduction.attach(model, optimizer, self.comm)
@@ -79,6 +84,8 @@ class DataParallel:
             if result is not None:  # None: the reduction needs the step computed again
                 break
         if not result.nonfinite:
+            if self.clip_grad_norm:  # after the reduction: the global batch's norm
+                result.grad_norm = self.reduction.clip(self.clip_grad_norm)
             self.reduction.update()
         self.timeline.mark("update")
         self.reduction.finish()
