@@ -1,7 +1,8 @@
 """`python -m distbp.plot metrics.jsonl [more.jsonl ...] -o curves.png`: training curves.
 
-Left: train and test loss per epoch; right: test accuracy (or, for regression, RMSE). Several files overlay, e.g.
-the same run at -n 1 and -n 4. Needs matplotlib (the `plot` extra).
+Left: train and test loss per epoch; right: test accuracy (or, for regression, RMSE).
+Several files overlay, e.g. the same run at -n 1 and -n 4. Needs matplotlib (the `plot`
+extra).
 """
 
 from __future__ import annotations
