@@ -71,10 +71,14 @@ class Recurrent(Layer):
         hs = ws.array("hs", (steps + 1, batch, hidden), x.dtype)  # hs[0]: the zero state
         hs[0] = 0
         state = self.start(ws, steps, batch, x.dtype)
+        recurrent = ws.array("recurrent", (batch, width), x.dtype)
         for t in range(steps):
-            acts[t] += hs[t] @ self.W_hh  # the recurrent GEMM
+            acts[t] += np.matmul(hs[t], self.W_hh, out=recurrent)  # the recurrent GEMM
             self.cell_forward(t, acts[t], hs[t + 1], state)
-        out = hs[1:].transpose(1, 0, 2) if self.return_sequences else hs[steps]
+        if not self.return_sequences:
+            return hs[steps], (xs, acts, hs, state)
+        out = ws.array("out", (batch, steps, hidden), x.dtype)
+        np.copyto(out, hs[1:].transpose(1, 0, 2))
         return out, (xs, acts, hs, state)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
@@ -94,14 +98,15 @@ class Recurrent(Layer):
             self.cell_backward(t, dh, acts[t], dacts[t], state, carry)
             np.matmul(dacts[t], self.W_hh.T, out=dh)  # the recurrent GEMM, backwards
         flat = dacts.reshape(steps * batch, -1)
-        grads = ((self.dW_ih, xs.reshape(steps * batch, -1).T @ flat),
-                 (self.dW_hh, hs[:steps].reshape(steps * batch, -1).T @ flat),
-                 (self.db, flat.sum(axis=0)))
-        for target, value in grads:
+        for name, inputs, target in (("dW_ih", xs, self.dW_ih), ("dW_hh", hs[:steps], self.dW_hh)):
+            product = ws.array(name, target.shape, dout.dtype) if accumulate else target
+            np.matmul(inputs.reshape(steps * batch, -1).T, flat, out=product)  # one GEMM
             if accumulate:
-                target += value
-            else:
-                target[...] = value
+                target += product
+        bias = ws.array("db", self.db.shape, dout.dtype) if accumulate else self.db
+        np.sum(flat, axis=0, out=bias)
+        if accumulate:
+            self.db += bias
         if not need_dx:
             return None
         dxs = np.matmul(flat, self.W_ih.T, out=ws.array("dxs", (steps * batch, self.input_size),

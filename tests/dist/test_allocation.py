@@ -1,6 +1,7 @@
 """Steady-state data-parallel steps (distbp.dist.step, each reduction) allocate no activation- or parameter-sized arrays:
 kernels write into workspace buffers and the optimizers into their scratch buffers."""
 
+import gc
 import tracemalloc
 
 import numpy as np
@@ -71,3 +72,34 @@ def test_the_probe_sees_allocations():
     finally:
         tracemalloc.stop()
     assert peak - before >= waste.nbytes
+
+
+def recurrent_allocations(hidden):
+    """Like step_allocations, for an LSTM over 20 time steps."""
+    model = distbp.Sequential([distbp.Reshape(20, 8), distbp.LSTM(8, hidden, True),
+                               distbp.RNN(hidden, hidden), distbp.Dense(hidden, 10)], seed=0)
+    trainer = DataParallel(model, distbp.Adam(model, lr=1e-3), distbp.SoftmaxCrossEntropy(),
+                           SerialComm(), micro_batch_size=BATCH // 2, clip_grad_norm=1.0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 160)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH)
+    for _ in range(3):
+        trainer.step(x, y, BATCH)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            trainer.step(x, y, BATCH)
+        gc.collect()  # the per-step array views are small objects; count what stays
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before, current - before
+
+
+def test_recurrent_steps_allocate_nothing_large():
+    small, large = recurrent_allocations(64), recurrent_allocations(256)
+    # 16x the recurrent weights, 4x the states: what a step allocates does not grow; it is
+    # small objects (views of each time step), never an activation (128 x 20 x 256 floats)
+    assert abs(large[0] - small[0]) < 8192, (small, large)
+    assert large[0] < BATCH * 20 * 256 * 4 / 8 and large[1] < 4096, large

@@ -131,3 +131,35 @@ def test_cnn_with_batchnorm_and_dropout_is_rank_count_invariant(comm, reduction,
                                atol=1e-12)  # running statistics too
     assert not np.array_equal(serial.flat_state, cnn_fit(SerialComm(), AllreduceSum, batch,
                                                          steps=0).flat_state)
+
+
+def lstm_fit(comm, reduction, batch, clip=None, steps=4):
+    """An LSTM on rows-as-time-steps input, with and without gradient clipping."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((40, 12)), rng.integers(0, 3, 40)
+    model = distbp.Sequential([distbp.Reshape(4, 3), distbp.LSTM(3, 6, return_sequences=True),
+                               distbp.RNN(6, 5), distbp.Dense(5, 3)], seed=2, dtype=np.float64)
+    trainer = DataParallel(model, distbp.Adam(model, lr=0.05), LOSS, comm,
+                           reduction=reduction(), clip_grad_norm=clip)
+    trainer.broadcast_parameters()
+    sampler, norms = GlobalBatchSampler(len(x), batch, seed=1), []
+    for step, (rows, count) in enumerate(sampler.local_batches(0, comm.rank, comm.size)):
+        if step == steps:
+            break
+        norms.append(trainer.step(x[rows], y[rows], count, rows=rows, step=step).grad_norm)
+    return model, norms
+
+
+@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum])
+@pytest.mark.parametrize("batch,clip", [(13, None), (3, None), (13, 0.05), (3, 0.05)])
+def test_recurrent_model_with_clipping_is_rank_count_invariant(comm, reduction, batch, clip):
+    distributed, norms = lstm_fit(comm, reduction, batch, clip)
+    serial, serial_norms = lstm_fit(SerialComm(), AllreduceSum, batch, clip)
+    np.testing.assert_allclose(distributed.flat_params, serial.flat_params, rtol=1e-9,
+                               atol=1e-12)
+    if clip is None:
+        assert norms == [None] * 4
+    else:  # the global batch's norm, the same on every rank and at every rank count
+        np.testing.assert_allclose(norms, serial_norms, rtol=1e-9)
+        assert all(n > clip for n in norms)  # clipping was active
+        assert len(set(comm.allgather(tuple(norms)))) == 1
