@@ -46,6 +46,8 @@ class NormalizedRows:
 
     def __getitem__(self, rows) -> np.ndarray:
         out = np.asarray(self.raw[rows], dtype=self.dtype).reshape(-1, self.shape[1])
+        if isinstance(self.raw, np.ndarray) and np.may_share_memory(out, self.raw):  # a view
+            out = out.copy()
         out -= self.mean
         out *= self.scale
         return out

@@ -39,3 +39,11 @@ def test_pixel_stats_are_exact():
     mean, std = pixel_stats(images, chunk=7)
     assert mean == pytest.approx(images.mean(), rel=1e-12)
     assert std == pytest.approx(images.std(), rel=1e-12)
+
+
+def test_rows_of_read_only_mapped_data_are_copies(tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(12.0).reshape(4, 3))
+    raw = np.load(tmp_path / "x.npy", mmap_mode="r")
+    rows = NormalizedRows(raw, 1.0, 2.0, np.float64)
+    np.testing.assert_array_equal(rows[1:3], (np.arange(3.0, 9.0).reshape(2, 3) - 1) / 2)
+    np.testing.assert_array_equal(raw[1], [3.0, 4.0, 5.0])  # the data itself is untouched
