@@ -83,9 +83,10 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
         save_checkpoint(args, comm, run, position)
     if args.profile:  # asked for explicitly: printed even with --quiet
         print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
-    log.finish({"event": "summary", **test_metrics(test), "test_count": test["count"],
-                **({"test_correct": test["correct"]} if "correct" in test else {}),
-                **memory_report(comm), "config": vars(args)})
+    comm.run_agreed(partial(log.finish, {
+        "event": "summary", **test_metrics(test), "test_count": test["count"],
+        **({"test_correct": test["correct"]} if "correct" in test else {}),
+        **memory_report(comm), "config": vars(args)}))
     return 0
 
 

@@ -70,3 +70,14 @@ def test_npz_that_is_not_a_zip(tmp_path):
     (tmp_path / "d.npz").write_text("hello")
     with pytest.raises(ValueError, match=r"cannot read .*d\.npz as \.npz"):
         datasets.load(str(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("width", [None, 3])
+def test_npz_float_targets_are_regression_values(tmp_path, width):
+    shape = (30,) if width is None else (30, width)
+    rng = np.random.default_rng(2)
+    save_npz(tmp_path / "r.npz", y_train=rng.standard_normal(shape),
+             y_test=rng.standard_normal((10, *shape[1:])))
+    data = datasets.load(str(tmp_path / "r.npz"))
+    assert data.targets == "values" and data.classes == (width or 1)
+    assert data.y_train.shape == (30, width or 1) and data.y_train.dtype == np.float32
