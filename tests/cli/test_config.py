@@ -42,6 +42,11 @@ def test_bad_config_files(tmp_path, capsys, content, message):
     (["--config", "/nonexistent.toml"], "cannot read config file /nonexistent.toml"),
     (["--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0"),
     (["--drop-last", "--batch-size", "30000"], "--drop-last with batch size 30000"),
+    (["--loss", "mse"], "--loss mse needs float targets, but synthetic's y_train holds integer"),
+    (["--model", "lstm0"], "--model: 'lstm0' needs a width > 0"),
+    (["--model", "lstmx"], "--model: unknown layer 'lstmx'"),
+    (["--model", "rnn8"], "--model: 'rnn8' needs sequences (time, features) or square images"),
+    (["--clip-grad-norm", "0"], "--clip-grad-norm must be a finite number > 0, got 0.0"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, flags, message):
     code, out, err = run(capsys, *flags)

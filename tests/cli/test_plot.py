@@ -38,3 +38,15 @@ def test_plot_bad_metrics(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_draws_rmse_for_regression_runs(tmp_path, monkeypatch):
+    records = [{"event": "epoch", "epoch": i + 1, "train_loss": 1 / (i + 1),
+                "test_loss": 1.2 / (i + 1), "test_mse": 1.2 / (i + 1),
+                "test_rmse": (1.2 / (i + 1)) ** 0.5} for i in range(3)]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    titles = []
+    monkeypatch.setattr("matplotlib.axes.Axes.set",
+                        lambda self, **kw: titles.append(kw.get("title")))
+    assert plot.main([str(tmp_path / "r.jsonl"), "-o", str(tmp_path / "r.png")]) == 0
+    assert titles == ["loss", "test RMSE"] and (tmp_path / "r.png").exists()

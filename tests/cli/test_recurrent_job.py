@@ -1,6 +1,6 @@
 """The job with recurrent models, clipping and regression under mpirun: exact mode with an
 LSTM is bitwise the same at 1, 2 and 3 ranks; a regression run with clipping follows the
-same trajectory at any rank count; bad combinations are one line."""
+same trajectory at any rank count. (Bad flags: tests/cli/test_config.py.)"""
 
 import hashlib
 import json
@@ -70,17 +70,3 @@ def test_regression_with_clipping_follows_one_trajectory_at_any_rank_count(tmp_p
     epochs = [r for r in runs[1][1] if r["event"] == "epoch"]
     assert epochs[-1]["test_mse"] < epochs[0]["test_mse"]  # it learns
     assert "test_accuracy" not in runs[1][1][-1] and runs[1][1][-1]["test_count"] == 60
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--loss", "mse"], "--loss mse needs float targets, but synthetic's y_train holds integer"),
-    (["--model", "lstm0"], "--model: 'lstm0' needs a width > 0"),
-    (["--model", "lstmx"], "--model: unknown layer 'lstmx'"),
-    (["--model", "rnn8"], "--model: 'rnn8' needs sequences (time, features) or square images"),
-    (["--clip-grad-norm", "0"], "--clip-grad-norm must be a finite number > 0, got 0.0"),
-])
-def test_bad_recurrent_and_regression_flags_are_one_line(flags, message):
-    result, _ = run_mpi(2, ["-m", "distbp.train", "--quiet", *flags], timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr

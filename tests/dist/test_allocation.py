@@ -34,16 +34,22 @@ def step_allocations(width, activation, optimizer, trainer_kind):
     model = mlp([64, width, width, 10], activation, dtype=np.float32)
     trainer = DataParallel(model, OPTIMIZERS[optimizer](model), distbp.SoftmaxCrossEntropy(),
                            SerialComm(), reduction=REDUCTIONS[trainer_kind](128))
+    return measure(trainer, features=64, steps=10)
+
+
+def measure(trainer, features, steps):
+    """(peak extra bytes during `steps` steady-state steps, bytes still held after them)."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, 64)).astype(np.float32)
+    x = rng.standard_normal((BATCH, features)).astype(np.float32)
     y = rng.integers(0, 10, BATCH)
     for _ in range(3):  # warm-up: workspaces take their buffers
         trainer.step(x, y, BATCH)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for _ in range(10):
+        for _ in range(steps):
             trainer.step(x, y, BATCH)
+        gc.collect()  # per-step array views are small objects: count what stays
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -75,26 +81,12 @@ def test_the_probe_sees_allocations():
 
 
 def recurrent_allocations(hidden):
-    """Like step_allocations, for an LSTM over 20 time steps."""
+    """Like step_allocations, for an LSTM and an RNN over 20 time steps, with clipping."""
     model = distbp.Sequential([distbp.Reshape(20, 8), distbp.LSTM(8, hidden, True),
                                distbp.RNN(hidden, hidden), distbp.Dense(hidden, 10)], seed=0)
     trainer = DataParallel(model, distbp.Adam(model, lr=1e-3), distbp.SoftmaxCrossEntropy(),
                            SerialComm(), micro_batch_size=BATCH // 2, clip_grad_norm=1.0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, 160)).astype(np.float32)
-    y = rng.integers(0, 10, BATCH)
-    for _ in range(3):
-        trainer.step(x, y, BATCH)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(5):
-            trainer.step(x, y, BATCH)
-        gc.collect()  # the per-step array views are small objects; count what stays
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - before, current - before
+    return measure(trainer, features=160, steps=5)
 
 
 def test_recurrent_steps_allocate_nothing_large():
