@@ -5,6 +5,7 @@ data -> dist (communication, the data-parallel step, reductions) -> cli (the job
 `import distbp` never imports mpi4py; the communication module does, when asked.
 """
 
+from distbp.cli.modelfile import load_model
 from distbp.data import GlobalBatchSampler
 from distbp.dist import DataParallel, evaluate, make_trainer, world
 from distbp.errors import CollectiveError, ConfigError
@@ -52,6 +53,6 @@ __all__ = [
     "GlobalBatchSampler", "LSTM", "Layer", "LeakyReLU", "Loss", "MSE", "MaxPool2D",
     "Optimizer", "Parameter", "RNN", "ReLU", "Reshape", "SGD", "Schedule", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "StepDecay", "Tanh", "Warmup", "clip_grad_norm",
-    "evaluate", "gradcheck",
+    "evaluate", "gradcheck", "load_model",
     "make_trainer", "world",
 ]

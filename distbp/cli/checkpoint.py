@@ -43,10 +43,19 @@ def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(".ckpt-*.npz.tmp*"):  # left by a writer that was killed
         stale.unlink()
+    target = write_atomic(directory / f"ckpt-{step:09d}.npz", arrays)
+    others = [path for path in list_checkpoints(directory) if path != target]
+    for old in others[:max(len(others) - (keep - 1), 0)]:
+        old.unlink()
+    return target
+
+
+def write_atomic(target: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """`arrays` with a format number and a checksum as the .npz `target`: written to a
+    temporary file in the same directory, flushed, fsynced, then renamed (publish)."""
     arrays = {**arrays, "format": np.array(FORMAT)}
     arrays["checksum"] = np.array(checksum(arrays))
-    target = directory / f"ckpt-{step:09d}.npz"
-    temporary = directory / f".{target.name}.tmp{os.getpid()}"
+    temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
@@ -56,9 +65,6 @@ def save(directory: str | Path, step: int, arrays: dict[str, np.ndarray],
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    others = [path for path in list_checkpoints(directory) if path != target]
-    for old in others[:max(len(others) - (keep - 1), 0)]:
-        old.unlink()
     return target
 
 

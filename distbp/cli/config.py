@@ -93,6 +93,12 @@ def build_parser() -> Parser:
     add("--checkpoint-every", default="1epoch",
         help="N (steps) or Nepoch(s): how often to checkpoint (with --checkpoint-dir)")
     add("--keep-checkpoints", type=int, default=3, help="keep the newest K checkpoints")
+    add("--save-model", metavar="PATH.npz", default=None,
+        help="at the end, rank 0 writes the trained model here (distbp.load_model, "
+             "python -m distbp.predict)")
+    add("--init-from", metavar="MODEL_OR_CHECKPOINT", default=None,
+        help="start from these trained parameters with a fresh optimizer and schedule "
+             "(to extend or fine-tune a finished run; the model must match)")
     add("--resume", nargs="?", const="latest", default=None,
         help="continue from the newest checkpoint in --checkpoint-dir (if any), or from PATH")
     add("--stall-timeout", type=float, default=300.0,
@@ -194,6 +200,14 @@ def validate(args: argparse.Namespace) -> None:
           f"--resume: {args.resume} is a directory; give a checkpoint file, or "
           f"--checkpoint-dir {args.resume} --resume to continue from its newest checkpoint")
     check(args.seed >= 0, f"--seed must be an integer >= 0, got {args.seed}")
+    check(args.init_from is None or args.resume is None,
+          "--init-from starts a new run from trained parameters; --resume continues one: "
+          "give one of them")
+    check(args.init_from is None or Path(args.init_from).is_file(),
+          f"--init-from: {args.init_from} is not a file")
+    check(args.save_model is None or Path(args.save_model).resolve().parent.is_dir(),
+          f"--save-model: directory {Path(str(args.save_model)).resolve().parent} does not "
+          "exist")
     check(args.clip_grad_norm is None or (math.isfinite(args.clip_grad_norm)
                                           and args.clip_grad_norm > 0),
           f"--clip-grad-norm must be a finite number > 0, got {args.clip_grad_norm!r}")

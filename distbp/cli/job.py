@@ -16,7 +16,9 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-from distbp.cli import checkpoint, state
+import numpy as np
+
+from distbp.cli import checkpoint, modelfile, state
 from distbp.cli.config import parse_args
 from distbp.cli.preemption import EXIT_CODES, INTERRUPTED, Preemption, agreed_signal
 from distbp.cli.progress import Progress, memory_report
@@ -27,7 +29,7 @@ from distbp.dist.choose import make_reduction
 from distbp.dist.comm import SerialComm, fail, launcher_rank, print0, world
 from distbp.dist.launch import check_launch, slurm_description
 from distbp.dist.threads import set_blas_threads
-from distbp.errors import CollectiveError, ConfigError
+from distbp.errors import CollectiveError, ConfigError, check
 
 SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE death
 
@@ -42,6 +44,9 @@ def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Posi
     comm.run_agreed(lambda: state.check_outputs(args, run.fingerprint) if comm.is_root else None)
     position = state.restore(comm, resume_path(args), run.trainer,
                              run.fingerprint) or state.Position()
+    if args.init_from:  # trained parameters, fresh optimizer and schedule
+        comm.run_agreed(lambda: init_from(args.init_from, run) if comm.is_root else None)
+        run.trainer.broadcast_state()
     log = Progress(comm.is_root, args.quiet, args.metrics, args.resume is not None,
                    run.sampler.steps_per_epoch, args.epochs)
     log.start(start_line(comm, run, blas, position))
@@ -81,6 +86,9 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
         test = evaluate(run, comm)
     else:
         save_checkpoint(args, comm, run, position)
+    if args.save_model:  # rank 0 writes; a failure stops every rank with one line
+        comm.run_agreed(lambda: modelfile.save_model(args.save_model, run.model, run.dataset)
+                        if comm.is_root else None)
     if args.profile:  # asked for explicitly: printed even with --quiet
         print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
     comm.run_agreed(partial(log.finish, {
@@ -102,6 +110,16 @@ def norm_metrics(norms: list[float]) -> dict[str, float]:
     """Mean and max of the epoch's gradient norms before clipping (with --clip-grad-norm)."""
     return {"grad_norm_mean": sum(norms) / len(norms), "grad_norm_max": max(norms)} \
         if norms else {}
+
+
+def init_from(path: str, run: Run) -> None:
+    """Rank 0: the run's parameters and model state from a saved model or checkpoint."""
+    trained = modelfile.load_model(path)
+    check([repr(layer) for layer in trained.layers] == [repr(layer) for layer in
+                                                        run.model.layers],
+          f"--init-from: {path} holds {trained!r}, but this run builds {run.model!r}")
+    run.model.flat_params[...] = trained.flat_params
+    run.model.flat_state[...] = trained.flat_state
 
 
 def evaluate(run: Run, comm: SerialComm) -> dict[str, float]:
@@ -181,8 +199,9 @@ def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
     """Rank 0 writes; a failed write (full disk) stops every rank with one line."""
     if not args.checkpoint_dir:
         return None
+    extra = {"normalization": np.array(modelfile.normalization_of(run.dataset))}
     return comm.run_agreed(lambda: state.save(args.checkpoint_dir, position, run.trainer,
-                                              run.fingerprint, args.keep_checkpoints)
+                                              run.fingerprint, args.keep_checkpoints, extra)
                            if comm.is_root else None)  # a failed write stops every rank
 
 

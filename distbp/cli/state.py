@@ -51,6 +51,8 @@ def check_outputs(args: Any, fingerprint: dict) -> None:
     run's, without --resume, too: starting over would mix two trajectories)."""
     if args.metrics:
         probe(Path(args.metrics), "--metrics")
+    if args.save_model:
+        probe(Path(args.save_model), "--save-model")
     if not args.checkpoint_dir:
         return
     directory = Path(args.checkpoint_dir)
@@ -111,7 +113,7 @@ def describe_saved(path: Path) -> dict:
 
 
 def save(directory: str, position: Position, trainer: DataParallel, fingerprint: dict,
-         keep: int) -> Path:
+         keep: int, extra: dict[str, np.ndarray] | None = None) -> Path:
     """Rank 0: write the run's state as ckpt-<step>.npz in `directory`, keeping `keep`.
     A failed write (full disk, removed directory) is one ConfigError naming the path."""
     model, optimizer = trainer.model, trainer.optimizer
@@ -121,6 +123,7 @@ def save(directory: str, position: Position, trainer: DataParallel, fingerprint:
               "fingerprint": checkpoint.encode(describe(fingerprint))}
     arrays.update({f"opt.{name}": value for name, value in optimizer.state().items()})
     arrays.update({f"trainer.{name}": value for name, value in trainer.state().items()})
+    arrays.update(extra or {})  # e.g. the input normalisation, for distbp.load_model
     try:
         return checkpoint.save(directory, position.step, arrays, keep)
     except OSError as exc:

@@ -39,6 +39,9 @@ class LeakyReLU(Layer):
               f"LeakyReLU: negative_slope must be in [0, 1), got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
+    def config(self) -> dict[str, float]:
+        return {"negative_slope": self.negative_slope}
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         """x (B, ...) -> out (B, ...); the cache is out (positive exactly where x is)."""
         out = np.multiply(x, self.negative_slope, out=ws.array("out", x.shape, x.dtype))

@@ -30,6 +30,10 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
 
+    def config(self) -> dict[str, int]:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         k = self.kernel_size
         return {"weight": (self.out_channels, self.in_channels, k, k),

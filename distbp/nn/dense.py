@@ -20,6 +20,9 @@ class Dense(Layer):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
 
+    def config(self) -> dict[str, int]:
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"weight": (self.in_features, self.out_features),
                 "bias": (self.out_features,)}

@@ -38,6 +38,9 @@ class Dropout(Layer):
         check(0 <= p < 1, f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
 
+    def config(self) -> dict[str, float]:
+        return {"p": self.p}
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array | None]:
         """x (B, ...) -> out (B, ...); the cache is the scaled mask (None: inference)."""
         context = self.context

@@ -75,6 +75,11 @@ class Layer:
     def init_params(self, rng: np.random.Generator, nonlinearity: str) -> None:
         """Fill the bound parameters (deterministic given rng)."""
 
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-able: type(self)(**config) rebuilds the layer
+        (a saved model's spec). "args" holds positional ones."""
+        return {}
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Any]:
         """x (B, ...) -> (out (B, ...), what backward needs); out may be a workspace buffer."""
         raise NotImplementedError

@@ -30,6 +30,9 @@ class BatchNorm(Layer):
         check(eps > 0 and 0 <= momentum <= 1, "BatchNorm: eps must be > 0, momentum in [0, 1]")
         self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
 
+    def config(self) -> dict[str, float]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
     collective = True  # forward and backward allreduce: every rank must call them together
     transparent_to_init = True
 

@@ -21,6 +21,9 @@ class MaxPool2D(Layer):
         check_positive_ints("MaxPool2D", size=size)
         self.size = int(size)
 
+    def config(self) -> dict[str, int]:
+        return {"size": self.size}
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
         """x (B, C, H, W) -> out (B, C, H/k, W/k); the cache is (which window position
         won (B, C, H/k, W/k) uint8, the input shape)."""

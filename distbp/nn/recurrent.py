@@ -41,6 +41,10 @@ class Recurrent(Layer):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.return_sequences = bool(return_sequences)
 
+    def config(self) -> dict[str, int | bool]:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "return_sequences": self.return_sequences}
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         width = self.gates * self.hidden_size
         return {"weight_ih": (self.input_size, width), "weight_hh": (self.hidden_size, width),

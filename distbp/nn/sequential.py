@@ -69,6 +69,8 @@ class Sequential:
                 state_offset += int(np.prod(shape))
         self.flat_state = np.zeros(state_offset, dtype=np.float64)  # e.g. running statistics
         self.collective = any(layer.collective for layer in self.layers)
+        self.task = "outputs"  # what predict returns: "probabilities" (classes) or "outputs"
+        self.normalization = (0.0, 1.0)  # (mean, std) predict applies to raw inputs
         self.workspaces = [Workspace() for _ in range(len(self.layers) + 1)]  # + the loss's
         self._bind()
         rng = np.random.default_rng(seed)
@@ -177,6 +179,22 @@ class Sequential:
         count = len(x)
         check(count > 0, "loss_and_backward needs a non-empty batch")
         return self.loss_sum_and_backward(x, y, loss, 1.0 / count) / count
+
+    def predict(self, x: Array, batch_size: int = 1024) -> Array:
+        """Raw inputs x (N, ...) -> (N, out): normalised as the model was trained, then
+        class probabilities (a softmax) for a classifier, else the outputs."""
+        check(batch_size > 0, f"predict: batch_size must be > 0, got {batch_size}")
+        x = np.asarray(x)
+        mean, std = self.normalization
+        results = []
+        for start in range(0, len(x), batch_size):
+            rows = np.asarray(x[start:start + batch_size], dtype=self.dtype)
+            out = self.forward((rows.reshape(len(rows), -1) - mean) / std)
+            if self.task == "probabilities":
+                out = np.exp(out - out.max(axis=1, keepdims=True))
+                out /= out.sum(axis=1, keepdims=True)
+            results.append(out)
+        return np.concatenate(results) if results else np.zeros((0, 0), self.dtype)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero."""

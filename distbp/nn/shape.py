@@ -31,6 +31,9 @@ class Reshape(Layer):
         check_positive_ints("Reshape", **{f"dimension {i}": d for i, d in enumerate(shape)})
         self.shape = tuple(int(d) for d in shape)
 
+    def config(self) -> dict[str, list[int]]:
+        return {"args": list(self.shape)}
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
         """x (B, F) -> out (B, *shape), a view; the cache is the input shape."""
         check(int(np.prod(x.shape[1:])) == int(np.prod(self.shape)),
