@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from distbp.cli import checkpoint, job, run
-from distbp.dist.comm import launcher_rank
+from distbp.dist.launch import launcher_rank
 from distbp.dist.step import DataParallel
 
 FAULT_ENV = "DISTBP_FAULT_INJECT"

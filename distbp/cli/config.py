@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+from distbp.cli.tomlfile import defaults_from_file
 from distbp.errors import ConfigError, check
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -25,13 +26,36 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
+GROUPS = {  # --help shows the flags in these groups, in this order
+    "data": ("--config", "--dataset", "--data-dir", "--batch-size", "--batch-size-per-rank",
+             "--drop-last", "--seed", "--dtype"),
+    "model": ("--model", "--hidden", "--activation", "--loss"),
+    "optimisation": ("--epochs", "--optimizer", "--lr", "--momentum", "--nesterov",
+                     "--weight-decay", "--schedule", "--step-epochs", "--gamma",
+                     "--warmup-epochs", "--lr-scaling", "--base-batch-size",
+                     "--clip-grad-norm"),
+    "parallelism": ("--reduce", "--exact", "--exact-shard-size", "--micro-batch-size",
+                    "--blas-threads"),
+    "checkpoints and models": ("--checkpoint-dir", "--checkpoint-every", "--keep-checkpoints",
+                               "--resume", "--save-model", "--init-from"),
+    "reliability": ("--stall-timeout", "--on-nonfinite"),
+    "output": ("--metrics", "--quiet", "--profile"),
+}
+
+
 def build_parser() -> Parser:
-    """Every flag of `python -m distbp.train`, with its default and help."""
+    """Every flag of `python -m distbp.train`, in groups, each with its default."""
     p = Parser(prog="python -m distbp.train",
-               description="Synchronous data-parallel training of an MLP. Launch with "
-                           "`mpirun -n N python -m distbp.train ...`; the rank count "
-                           "changes speed, not results.")
-    add = p.add_argument
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+               description="Synchronous data-parallel training of MLPs, CNNs and recurrent "
+                           "networks. Launch with `mpirun -n N python -m distbp.train ...`; "
+                           "the rank count changes speed, not results.")
+    made = {name: p.add_argument_group(name) for name in GROUPS}
+    groups = {flag: made[name] for name, flags in GROUPS.items() for flag in flags}
+
+    def add(flag: str, **kwargs: object) -> None:
+        groups[flag].add_argument(flag, **kwargs)
+
     add("--config", metavar="FILE.toml", help="TOML file with the same keys as these flags")
     add("--dataset", default="synthetic",
         help="'synthetic' (embedded), 'fashion-mnist', 'mnist', or a path to a .npz file")
@@ -46,8 +70,8 @@ def build_parser() -> Parser:
              "layer); a final dense layer to the classes is added")
     add("--hidden", default="128,128",
         help="hidden layer sizes, comma-separated ('' or 'none' for a linear model)")
-    add("--activation", default="relu", choices=ACTIVATIONS)
-    add("--epochs", type=int, default=12)
+    add("--activation", default="relu", choices=ACTIVATIONS, help="of the mlp's hidden layers")
+    add("--epochs", type=int, default=12, help="passes over the training set")
     add("--batch-size", type=int, default=128, help="GLOBAL batch size (all ranks together)")
     add("--batch-size-per-rank", type=int, default=None,
         help="convenience: global batch = this x ranks; results then depend on the rank count")
@@ -60,18 +84,18 @@ def build_parser() -> Parser:
     add("--clip-grad-norm", type=float, default=None, metavar="X",
         help="clip the reduced gradient to a global L2 norm of X (the global batch's norm, "
              "so results stay independent of the rank count); the norm goes in the metrics")
-    add("--optimizer", default="sgd", choices=OPTIMIZERS)
-    add("--lr", type=float, default=0.05)
+    add("--optimizer", default="sgd", choices=OPTIMIZERS, help="as torch.optim's")
+    add("--lr", type=float, default=0.05, help="peak learning rate")
     add("--momentum", type=float, default=0.9, help="SGD momentum")
     add("--nesterov", action="store_true", help="SGD with Nesterov momentum")
-    add("--weight-decay", type=float, default=0.0)
-    add("--schedule", default="cosine", choices=SCHEDULES)
+    add("--weight-decay", type=float, default=0.0, help="L2 for SGD/Adam, decoupled for AdamW")
+    add("--schedule", default="cosine", choices=SCHEDULES, help="the learning rate over the run")
     add("--step-epochs", type=int, default=10, help="step schedule: epochs between decays")
     add("--gamma", type=float, default=0.1, help="step schedule: decay factor")
     add("--warmup-epochs", type=float, default=0.0, help="linear warmup (may be fractional)")
     add("--lr-scaling", default="none", choices=("none", "linear"),
         help="linear: lr x batch-size / base-batch-size (Goyal et al. 2017)")
-    add("--base-batch-size", type=int, default=256)
+    add("--base-batch-size", type=int, default=256, help="with --lr-scaling linear")
     add("--exact", action="store_true",
         help="bitwise-identical results at any rank count (fixed micro-shards, integer "
              "Allreduce, one BLAS thread per rank)")
@@ -80,8 +104,8 @@ def build_parser() -> Parser:
     add("--reduce", default="auto", choices=("auto", "allreduce", "shared"),
         help="gradient sum: 'shared' memory within one node (auto's choice there), or "
              "'allreduce' (auto's choice across nodes)")
-    add("--seed", type=int, default=0)
-    add("--dtype", default="float32", choices=("float32", "float64"))
+    add("--seed", type=int, default=0, help="initialisation, epoch order, dropout masks")
+    add("--dtype", default="float32", choices=("float32", "float64"), help="compute dtype")
     add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
     add("--blas-threads", type=int, default=0,
         help="BLAS threads per rank (0: cores / ranks on this node, at least 1)")
@@ -106,61 +130,6 @@ def build_parser() -> Parser:
     add("--on-nonfinite", default="stop", choices=("stop", "skip"),
         help="a NaN/inf loss or gradient on any rank: stop every rank, or skip that update")
     return p
-
-
-def read_toml(path: str) -> dict[str, object]:
-    """The table in a TOML file; a missing or malformed file is one ConfigError."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigError("--config needs Python >= 3.11 or `pip install tomli`") from None
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
-                          f"{exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def defaults_from_file(parser: Parser, path: str) -> None:
-    """Config-file values become defaults, checked as strictly as the flags would be."""
-    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
-    values, spelled = {}, {}
-    for key, value in read_toml(path).items():
-        dest = key.replace("-", "_")
-        check(dest in actions, f"config file {path}: unknown key '{key}'")
-        check(dest not in spelled, f"config file {path}: '{spelled.get(dest)}' and '{key}' "
-                                   "are the same setting; give it once")
-        spelled[dest] = key
-        if dest == "hidden" and isinstance(value, list):
-            value = ",".join(map(str, value))
-        values[dest] = convert(actions[dest], value, f"config file {path}: '{key}'")
-    parser.set_defaults(**values)
-
-
-def convert(action: argparse.Action, value: object, where: str) -> object:
-    """A config-file value checked as strictly as the flag's own parsing would."""
-    if isinstance(action, argparse._StoreTrueAction):
-        check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
-    elif action.type is int:
-        check(isinstance(value, int) and not isinstance(value, bool),
-              f"{where} must be an integer, got {value!r}")
-    elif action.type is float:
-        check(isinstance(value, (int, float)) and not isinstance(value, bool),
-              f"{where} must be a number, got {value!r}")
-        value = float(value)
-    else:
-        check(isinstance(value, str), f"{where} must be a string, got {value!r}")
-    check(not action.choices or value in action.choices,
-          f"{where} must be one of {', '.join(action.choices or ())}, got {value!r}")
-    return value
 
 
 def parse_hidden(text: object) -> list[int]:

@@ -26,8 +26,8 @@ from distbp.cli.run import Run, reduction_name, setup
 from distbp.dist import timeline
 from distbp.dist.agreement import check_same_everywhere
 from distbp.dist.choose import make_reduction
-from distbp.dist.comm import SerialComm, fail, launcher_rank, print0, world
-from distbp.dist.launch import check_launch, slurm_description
+from distbp.dist.comm import SerialComm, fail, print0, world
+from distbp.dist.launch import check_launch, launcher_rank, slurm_description
 from distbp.dist.threads import set_blas_threads
 from distbp.errors import CollectiveError, ConfigError, check
 

@@ -13,8 +13,13 @@ from distbp.data.npz import mapped_arrays
 from distbp.data.synthetic import synthetic
 from distbp.errors import ConfigError, check
 
-IDX_FAMILY = {"fashion-mnist": "apt-get install dataset-fashion-mnist",
-              "mnist": "download the four MNIST IDX files into --data-dir"}
+IDX_FAMILY = {  # how to get each: what the one-line error says
+    "fashion-mnist": "install it with `apt-get install dataset-fashion-mnist` (Debian, "
+                     "Ubuntu), or put the four files in a directory and pass --data-dir DIR",
+    "mnist": "download the four files of the MNIST database (train-images-idx3-ubyte.gz, "
+             "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+             "t10k-labels-idx1-ubyte.gz) into a directory DIR and pass --data-dir DIR (or "
+             "put them in $DISTBP_DATA/mnist)"}
 IDX_FILES = {"x_train": ("train-images-idx3-ubyte", 3), "y_train": ("train-labels-idx1-ubyte", 1),
              "x_test": ("t10k-images-idx3-ubyte", 3), "y_test": ("t10k-labels-idx1-ubyte", 1)}
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -37,8 +42,8 @@ def find_idx_dir(name: str, data_dir: str | None) -> Path:
                for stem, _ in IDX_FILES.values()):
             return directory
     raise ConfigError(f"{name} not found: looked for train-images-idx3-ubyte[.gz] and the "
-                      f"other three IDX files in {', '.join(map(str, candidates))}; get it "
-                      f"with `{IDX_FAMILY[name]}`, or pass --data-dir or set DISTBP_DATA")
+                      f"other three IDX files in {', '.join(map(str, candidates))}; "
+                      f"{IDX_FAMILY[name]}")
 
 
 def load_idx_family(name: str, data_dir: str | None, dtype: object) -> Dataset:

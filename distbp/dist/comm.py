@@ -19,29 +19,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from distbp.errors import CollectiveError, ConfigError
+from distbp.dist.launch import LAUNCHER_SIZE_VARS, check_launcher_family, launched_under_mpi
 from distbp.dist.watchdog import Watchdog
 
 T = TypeVar("T")
-
-# Set by the process managers we know of (MPICH hydra, PMI-1/2 via srun, PMIx, Open MPI).
-LAUNCHER_RANK_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
-PRINTING_RANK_VARS = (*LAUNCHER_RANK_VARS, "SLURM_PROCID")
-LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-
-
-def launcher_rank() -> int:
-    """This process's rank as the launcher announced it (0 if not launched by one);
-    decides who prints errors found before MPI starts."""
-    for name in PRINTING_RANK_VARS:
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
-
-
-def launched_under_mpi() -> bool:
-    """Whether a launcher (mpirun, srun with PMI) started this process."""
-    return any(name in os.environ for name in LAUNCHER_RANK_VARS + LAUNCHER_SIZE_VARS)
-
 
 class SerialComm:
     """Size-1 communicator: every collective is the identity."""
@@ -217,6 +198,7 @@ def world(stall_timeout: float | None = None) -> SerialComm:
     """
     if os.environ.get("DISTBP_SERIAL") == "1" or not launched_under_mpi():
         return SerialComm()
+    check_launcher_family()
     try:
         import mpi4py  # noqa: F401
     except ImportError:

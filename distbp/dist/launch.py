@@ -8,9 +8,48 @@ multi-task allocation), and a rank count that disagrees with Slurm's.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from distbp.errors import ConfigError
+
+# Set by the process managers we know of (MPICH hydra, PMI-1/2 via srun, PMIx, Open MPI).
+LAUNCHER_RANK_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")
+PRINTING_RANK_VARS = (*LAUNCHER_RANK_VARS, "SLURM_PROCID")
+LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
+def launcher_rank() -> int:
+    """This process's rank as the launcher announced it (0 if not launched by one);
+    decides who prints errors found before MPI starts."""
+    for name in PRINTING_RANK_VARS:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def launched_under_mpi() -> bool:
+    """Whether a launcher (mpirun, srun with PMI) started this process."""
+    return any(name in os.environ for name in LAUNCHER_RANK_VARS + LAUNCHER_SIZE_VARS)
+
+
+def check_launcher_family() -> None:
+    """Open MPI's mpirun starting this environment's MPICH (the `mpich` wheel) would abort
+    inside MPI_Init ("unsupported PMI version"): say which mpirun to use instead."""
+    from importlib import metadata
+
+    if "OMPI_COMM_WORLD_SIZE" not in os.environ:
+        return
+    try:
+        metadata.distribution("mpich")
+    except metadata.PackageNotFoundError:
+        return  # an MPI of the user's own: Open MPI may be the right launcher
+    mpirun = Path(sys.executable).parent / "mpirun"
+    raise ConfigError(f"launched by Open MPI's mpirun (OMPI_COMM_WORLD_SIZE is set), but this "
+                      f"environment's MPI is MPICH: launch with its own mpirun, {mpirun} -n N "
+                      f"{Path(sys.executable).name} -m distbp.train ...")
+
 
 FIX = ("launch with `srun --mpi=pmi2 python -m distbp.train ...` (or this environment's "
        "own `mpirun -n N`), and use an mpi4py built against the MPI library that launches it")

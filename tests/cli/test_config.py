@@ -1,33 +1,13 @@
 """Flags and TOML config files (distbp.cli.config): flags override the file, and every
 bad value is one line and exit code 2."""
 
+import subprocess
+import sys
+
 import pytest
 from conftest import run_job as run
 
-from distbp.cli.config import parse_args, parse_every
-
-
-def test_config_file_with_flags_overriding(tmp_path):
-    config = tmp_path / "run.toml"
-    config.write_text('hidden = [64, 32]\nepochs = 3\nlr = 0.2\noptimizer = "adam"\n'
-                      'batch-size = 50\ndrop_last = true\n')
-    args = parse_args(["--config", str(config), "--epochs", "5"])
-    assert args.hidden == [64, 32] and args.epochs == 5 and args.lr == 0.2
-    assert args.optimizer == "adam" and args.batch_size == 50 and args.drop_last
-
-
-@pytest.mark.parametrize("content,message", [
-    ("epochs = 2\nwidth = 3\n", "unknown key 'width'"),
-    ("epochs = 2.5\n", "'epochs' must be an integer, got 2.5"),
-    ('optimizer = "rmsprop"\n', "'optimizer' must be one of sgd, adam, adamw, got 'rmsprop'"),
-    ("epochs = \n", "is not valid TOML"),
-])
-def test_bad_config_files(tmp_path, capsys, content, message):
-    config = tmp_path / "bad.toml"
-    config.write_text(content)
-    code, out, err = run(capsys, "--config", str(config))
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and message in err and err.startswith("distbp.train: error: ")
+from distbp.cli.config import GROUPS, build_parser, parse_every
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -59,3 +39,20 @@ def test_checkpoint_every_in_steps_or_epochs():
     assert parse_every(" 2epochs") == (0, 2) and parse_every("1epoch") == (0, 1)
     with pytest.raises(ValueError, match="--checkpoint-every must be N"):
         parse_every("0")
+
+
+def test_help_groups_the_flags_and_shows_every_default():
+    result = subprocess.run([sys.executable, "-m", "distbp.train", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "an MLP" not in result.stdout
+    text = " ".join(result.stdout.split())
+    headers = [f"{name}:" for name in GROUPS]
+    assert all(text.count(header) == 1 for header in headers), text  # one section each
+    assert [text.index(header) for header in headers] == sorted(
+        text.index(header) for header in headers)
+    parser = build_parser()
+    flags = {a.option_strings[0] for a in parser._actions if a.dest != "help"}
+    assert flags == {flag for group in GROUPS.values() for flag in group}  # all grouped
+    for action in parser._actions:
+        if action.dest != "help":
+            assert f"(default: {action.default})" in text, action.option_strings

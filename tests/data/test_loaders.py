@@ -21,6 +21,10 @@ def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
     for place in (tmp_path / "flag", tmp_path / "env" / "mnist", "/usr/share/datasets/mnist"):
         assert str(place) in text
     assert text.startswith("mnist not found: looked for train-images-idx3-ubyte[.gz]")
+    assert text.endswith("download the four files of the MNIST database (train-images-idx3-ubyte"
+                         ".gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                         "t10k-labels-idx1-ubyte.gz) into a directory DIR and pass --data-dir "
+                         "DIR (or put them in $DISTBP_DATA/mnist)")
 
 
 def test_data_dir_and_env_var_are_searched(tmp_path, monkeypatch):

@@ -1,5 +1,10 @@
 """The start-up check of what the launcher says against what MPI says."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from distbp.dist.launch import check_launch, slurm_description
@@ -34,3 +39,18 @@ def test_slurm_description():
     assert slurm_description({}) == ""
     assert slurm_description({"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0",
                               "SLURM_JOB_NODELIST": "n[1-2]"}) == "Slurm job 42 step 0 on n[1-2]"
+
+
+def test_open_mpis_mpirun_with_this_environments_mpich_is_one_line():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_"))}
+    env.update(OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0")  # as Open MPI sets them
+    result = subprocess.run([sys.executable, "-m", "distbp.train"], env=env, timeout=60,
+                            capture_output=True, text=True)
+    if result.returncode == 0:
+        pytest.skip("no mpich wheel here: Open MPI may be this environment's own launcher")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "distbp.train: error: launched by Open MPI's mpirun (OMPI_COMM_WORLD_SIZE is set), but "
+        "this environment's MPI is MPICH: launch with its own mpirun, "
+        f"{Path(sys.executable).parent / 'mpirun'} -n N {Path(sys.executable).name} -m "
+        "distbp.train ..."]
