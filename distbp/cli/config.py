@@ -58,7 +58,10 @@ def build_parser() -> Parser:
 
     add("--config", metavar="FILE.toml", help="TOML file with the same keys as these flags")
     add("--dataset", default="synthetic",
-        help="'synthetic' (embedded), 'fashion-mnist', 'mnist', or a path to a .npz file")
+        help="'synthetic' (embedded: 10 classes, each a union of 8 Gaussian blobs in 32-D, "
+             "20,000/5,000 examples; a linear model reaches 45%%, the default MLP 87%%), "
+             "'fashion-mnist', 'mnist' (IDX files), or a path to a .npz file (x_train, "
+             "y_train, x_test, y_test)")
     add("--data-dir", default=None,
         help="where the IDX files are (else $DISTBP_DATA, else /usr/share/datasets/NAME)")
     add("--model", default="mlp",
@@ -214,3 +217,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.hidden = parse_hidden(args.hidden)
     validate(args)
     return args
+
+
+def flag_table() -> str:
+    """The README's flag table, made from the parser (a test keeps the README equal)."""
+    parser = build_parser()
+    actions = {a.option_strings[0]: a for a in parser._actions if a.option_strings}
+    rows = ["| flag | default | meaning |", "|---|---|---|"]
+    for group, flags in GROUPS.items():
+        rows.append(f"| **{group}** | | |")
+        for flag in flags:
+            action = actions[flag]
+            default = ("off" if isinstance(action, argparse._StoreTrueAction)
+                       else "" if action.default is None else f"`{action.default}`")
+            choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
+            meaning = f"{action.help.replace('%%', '%')}{choices}"
+            meaning = meaning.replace("<", "&lt;").replace(">", "&gt;")
+            rows.append(f"| `{flag}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
