@@ -11,6 +11,7 @@ import resource
 import sys
 
 from distbp.dist.comm import SerialComm
+from distbp.dist.launch import launcher_on_terminal
 from distbp.errors import ConfigError
 
 
@@ -27,7 +28,10 @@ class Progress:
         self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.bar = None
         self.last: dict = {}
-        self.use_bar = is_root and not quiet and sys.stderr.isatty() and has_tqdm()
+        # a live line when a person watches: our stderr, or under mpirun the launcher's, is
+        # a terminal (the ranks' output is a pipe to the launcher); plain lines otherwise
+        self.use_bar = is_root and not quiet and has_tqdm() and (
+            sys.stderr.isatty() or launcher_on_terminal())
 
     def start(self, line: str) -> None:
         """The start line: what runs where."""

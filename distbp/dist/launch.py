@@ -51,6 +51,28 @@ def check_launcher_family() -> None:
                       f"{Path(sys.executable).name} -m distbp.train ...")
 
 
+LAUNCHERS = ("mpiexec", "mpirun", "hydra_pmi_proxy", "mpiexec.hydra", "srun", "slurmstepd")
+
+
+def launcher_on_terminal(pid: int | None = None, depth: int = 4) -> bool:
+    """Whether the launcher that started this rank (mpirun, reached through its proxies)
+    writes to a terminal: the ranks' own output is a pipe to it, so isatty() cannot say."""
+    pid = os.getppid() if pid is None else pid
+    for _ in range(depth):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name in LAUNCHERS or name.startswith(("mpiexec", "mpirun")):
+                target = os.readlink(f"/proc/{pid}/fd/2")
+                if target.startswith(("/dev/pts/", "/dev/tty")):
+                    return True
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+    return False
+
+
 FIX = ("launch with `srun --mpi=pmi2 python -m distbp.train ...` (or this environment's "
        "own `mpirun -n N`), and use an mpi4py built against the MPI library that launches it")
 

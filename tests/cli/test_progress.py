@@ -2,6 +2,13 @@
 final line; nothing on other ranks."""
 
 import json
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+from mpi_helpers import ROOT, clean_env, mpirun_path
 
 from distbp.cli.progress import Progress, memory_report
 from distbp.dist.comm import SerialComm
@@ -41,3 +48,28 @@ def test_quiet_prints_only_the_result_and_other_ranks_nothing(tmp_path, capsys):
 def test_memory_report_per_rank():
     report = memory_report(SerialComm())
     assert set(report) == {"peak_rss_mb", "private_mb"} and report["peak_rss_mb"][0] > 10
+
+
+def job_output(tmp_path, terminal):
+    """The job's output under mpirun -n 2: in a pseudo-terminal (script), or a pipe."""
+    command = [mpirun_path(), "-n", "2", sys.executable, "-m", "distbp.train", "--epochs", "2",
+               "--hidden", "64"]
+    if not terminal:
+        result = subprocess.run(command, cwd=ROOT, env=clean_env(), capture_output=True,
+                                timeout=120)
+        return (result.stdout + result.stderr).decode()  # bytes: keep any \r
+    if shutil.which("script") is None:
+        pytest.skip("no `script` (util-linux) to give the job a terminal")
+    typescript = tmp_path / "typescript"
+    subprocess.run(["script", "-qfec", shlex.join(command), str(typescript)], cwd=ROOT,
+                   env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                   timeout=120, check=True)
+    return typescript.read_bytes().decode(errors="replace")
+
+
+def test_under_mpirun_a_terminal_gets_a_live_line_and_a_pipe_plain_lines(tmp_path):
+    live, plain = job_output(tmp_path, True), job_output(tmp_path, False)
+    for text in (live, plain):
+        assert "epoch   1/2  train loss" in text and "final test accuracy" in text
+    assert "epoch 1/2:" in live and "batch/s" in live and "\r" in live  # tqdm's line
+    assert "batch/s" not in plain and "\r" not in plain
