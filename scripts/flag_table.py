@@ -3,7 +3,7 @@
     python scripts/flag_table.py    # paste over the table in README.md (a test compares)
 """
 
-from distbp.cli.config import flag_table
+from distbp.cli.docs import flag_table
 
 if __name__ == "__main__":
     print(flag_table(), end="")

@@ -217,21 +217,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.hidden = parse_hidden(args.hidden)
     validate(args)
     return args
-
-
-def flag_table() -> str:
-    """The README's flag table, made from the parser (a test keeps the README equal)."""
-    parser = build_parser()
-    actions = {a.option_strings[0]: a for a in parser._actions if a.option_strings}
-    rows = ["| flag | default | meaning |", "|---|---|---|"]
-    for group, flags in GROUPS.items():
-        rows.append(f"| **{group}** | | |")
-        for flag in flags:
-            action = actions[flag]
-            default = ("off" if isinstance(action, argparse._StoreTrueAction)
-                       else "" if action.default is None else f"`{action.default}`")
-            choices = f" ({', '.join(map(str, action.choices))})" if action.choices else ""
-            meaning = f"{action.help.replace('%%', '%')}{choices}"
-            meaning = meaning.replace("<", "&lt;").replace(">", "&gt;")
-            rows.append(f"| `{flag}` | {default} | {meaning} |")
-    return "\n".join(rows) + "\n"

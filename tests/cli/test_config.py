@@ -3,12 +3,11 @@ bad value is one line and exit code 2."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import run_job as run
 
-from distbp.cli.config import GROUPS, build_parser, flag_table, parse_every
+from distbp.cli.config import GROUPS, build_parser, parse_every
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -57,8 +56,3 @@ def test_help_groups_the_flags_and_shows_every_default():
     for action in parser._actions:
         if action.dest != "help":
             assert f"(default: {action.default})" in text, action.option_strings
-
-
-def test_the_readme_flag_table_comes_from_the_parser():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert flag_table() in readme, "README's flag table is stale: python scripts/flag_table.py"
