@@ -38,16 +38,19 @@ def predict(args: argparse.Namespace, comm: SerialComm) -> list[str]:
     x, y = getattr(data.x_test, "raw", data.x_test), data.y_test  # raw: predict normalises
     start, stop = shard_range(len(x), comm.rank, comm.size)
     mine = comm.run_agreed(lambda: model.predict(x[start:stop], args.batch_size))
-    everyone = comm.allgather(mine)
-    predictions = np.concatenate(everyone)
-    if args.output and comm.is_root:
-        temporary = f"{args.output}.tmp{os.getpid()}.npy"
-        np.save(temporary, predictions)
-        os.replace(temporary, args.output)
-    if model.task != "probabilities":
-        mse = float(np.mean((predictions - y) ** 2))
+    if args.output:  # only then does anyone need all the predictions, and only rank 0
+        everyone = comm.allgather(mine)
+        if comm.is_root:
+            temporary = f"{args.output}.tmp{os.getpid()}.npy"
+            np.save(temporary, np.concatenate(everyone))
+            os.replace(temporary, args.output)
+    if model.task != "probabilities":  # squared-error sums and counts, summed over ranks
+        totals = np.array([float(np.sum((mine - y[start:stop]) ** 2, dtype=np.float64)),
+                           float(mine.size)])
+        comm.Allreduce(totals)
+        mse = totals[0] / max(totals[1], 1.0)
         return [f"test MSE {mse:.6f}, RMSE {math.sqrt(mse):.6f} ({len(y)} examples)"]
-    classes = predictions.shape[1]
+    classes = max(comm.allgather(mine.shape[1]))  # a rank may hold no rows
     confusion = np.zeros((classes, classes), dtype=np.int64)  # true x predicted
     np.add.at(confusion, (y[start:stop], mine.argmax(axis=1)), 1)
     comm.Allreduce(confusion)  # exact counts at any rank count

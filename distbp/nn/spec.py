@@ -104,21 +104,21 @@ def build_with_shapes(spec: str, input_shape: Shape, classes: int) -> list[tuple
     stack: list[tuple[Layer, Shape]] = []
     shape = tuple(input_shape)
     for token in [t.strip().lower() for t in spec.split(",") if t.strip()]:
-        found = [(pattern, entry) for pattern, entry in TOKENS.items()
-                 if re.fullmatch(pattern, token)]
+        found = [(match, entry) for pattern, entry in TOKENS.items()
+                 if (match := re.fullmatch(pattern, token))]
         if not found:
             raise ConfigError(f"--model: unknown layer '{token}' (tokens: conv<C>[k<K>][s<S>]"
                               "[p<P>], pool<K>, gap, flatten, bn, dropout<P>, dense<N>, "
                               "rnn<N>[seq], lstm<N>[seq], relu, leakyrelu, tanh, sigmoid; see "
                               "--help)")
-        pattern, (needs_image, builder) = found[0]
+        match, (needs_image, builder) = found[0]
         if needs_image and len(shape) != 3:
             check(len(shape) == 1 and not stack and is_square(shape[0]),
                   f"--model: '{token}' needs image input, got rows of shape {shape}")
             side = math.isqrt(shape[0])
             stack.append((Reshape(1, side, side), (1, side, side)))
             shape = (1, side, side)
-        stack += builder(re.fullmatch(pattern, token), shape)
+        stack += builder(match, shape)
         shape = stack[-1][1]
     if len(shape) != 1:
         stack.append((Flatten(), (math.prod(shape),)))

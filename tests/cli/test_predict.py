@@ -68,3 +68,21 @@ def test_init_from_refuses_another_model_or_resume_in_one_line(trained, flags, m
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message.replace("M", path) in lines[0], result.stderr
+
+
+def test_predict_a_regression_model_sums_errors_over_ranks(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 4))
+    np.savez(tmp_path / "r.npz", x_train=x[:150], y_train=x[:150, :2] * 2, x_test=x[150:],
+             y_test=x[150:, :2] * 2)
+    flags = ["--dataset", str(tmp_path / "r.npz"), "--loss", "mse", "--epochs", "3"]
+    result, _ = run_mpi(2, [*JOB, *flags, "--save-model", str(tmp_path / "m.npz"), "--metrics",
+                            str(tmp_path / "m.jsonl")], timeout=60,
+                        DISTBP_CACHE=str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    mse = json.loads((tmp_path / "m.jsonl").read_text().splitlines()[-1])["test_mse"]
+    result, _ = run_mpi(3, ["-m", "distbp.predict", str(tmp_path / "m.npz"), "--dataset",
+                            str(tmp_path / "r.npz")], timeout=60,
+                        DISTBP_CACHE=str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"test MSE {mse:.6f}, RMSE {mse ** 0.5:.6f} (50 examples)")
