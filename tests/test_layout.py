@@ -85,3 +85,18 @@ def test_every_kernel_states_its_shapes():
     assert len(found) >= 30
     missing = [where for where, doc in found.items() if not doc or "->" not in doc]
     assert not missing, f"forward/backward without a shape docstring: {missing}"
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A clean clone must hold every module: a .gitignore pattern such as `dist/` once
+    hid the whole distbp/dist package from commits while every local run passed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard",
+                          "distbp", "tests", "scripts", "cluster", "docs"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    hidden = [f for f in out.split() if "__pycache__" not in f and not f.endswith(".pyc")]
+    assert hidden == [], f"files git ignores (fix .gitignore): {hidden}"

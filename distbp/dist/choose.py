@@ -1,0 +1,45 @@
+"""Choosing the reduction by name: the one table of reductions, and `make_trainer`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from distbp.dist.comm import SerialComm
+from distbp.dist.fixedpoint import FixedPointSum
+from distbp.dist.reduction import AllreduceSum, Reduction
+from distbp.dist.shared import SharedMemorySum
+from distbp.dist.step import DataParallel
+from distbp.errors import check
+from distbp.nn.losses import Loss
+from distbp.nn.sequential import Sequential
+from distbp.optim.optimizers import Optimizer
+
+# name -> factory(exact mode's micro-shard size)
+REDUCTIONS: dict[str, Callable[[int], Reduction]] = {
+    "allreduce": lambda shard_size: AllreduceSum(),
+    "shared": lambda shard_size: SharedMemorySum(),
+    "exact": FixedPointSum,
+}
+
+
+def resolve(name: str, comm: SerialComm) -> str:
+    """'auto': shared memory on one node with several ranks, Allreduce otherwise."""
+    if name == "auto":
+        return "shared" if comm.size > 1 and comm.nodes == 1 else "allreduce"
+    check(name in REDUCTIONS, f"unknown reduce '{name}'")
+    return name
+
+
+def make_reduction(name: str, comm: SerialComm, shard_size: int = 128) -> Reduction:
+    """The reduction called `name` (or 'auto'); shard_size: exact mode's micro-shards."""
+    return REDUCTIONS[resolve(name, comm)](shard_size)
+
+
+def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
+                 reduce: str = "auto", micro_batch_size: int | None = None,
+                 exact: bool = False, exact_shard_size: int = 128, seed: int = 0) -> DataParallel:
+    """The step `python -m distbp.train` uses. reduce: 'shared' (within one node),
+    'allreduce', or 'auto'; exact: the fixed-point reduction (bitwise equal at any rank
+    count). seed: of the Dropout masks."""
+    reduction = make_reduction("exact" if exact else reduce, comm, exact_shard_size)
+    return DataParallel(model, optimizer, loss, comm, micro_batch_size, reduction, seed)

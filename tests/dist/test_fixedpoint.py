@@ -1,0 +1,68 @@
+"""The fixed-point reduction (distbp.dist.fixedpoint): an overflowing step is redone and
+stays bitwise identical to one process. MPI suite (see test_step)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from conftest import mlp
+
+import distbp
+from distbp.data.sampler import GlobalBatchSampler
+from distbp.dist.comm import SerialComm, world
+from distbp.dist.fixedpoint import FixedPointSum, scales_for
+from distbp.dist.step import DataParallel
+
+LOSS = distbp.SoftmaxCrossEntropy()
+
+
+@pytest.fixture(scope="module")
+def comm():
+    return world()
+
+
+def problem(seed: int, count: int, features: int = 5, classes: int = 3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
+
+
+def exact_fit(comm, batches):
+    """Exact-mode steps on the given (x, y) global batches; returns trainer, params."""
+    model = mlp([5, 16, 3], distbp.Tanh, seed=4, dtype=np.float32)
+    trainer = DataParallel(model, distbp.Adam(model, lr=0.01), LOSS, comm,
+                           reduction=FixedPointSum(shard_size=7))
+    trainer.broadcast_parameters()
+    for x, y in batches:
+        rows = next(GlobalBatchSampler(len(x), len(x), seed=0).local_batches(
+            0, comm.rank, comm.size, shard_size=7))[0]  # whole micro-shards of the batch
+        trainer.step(x[rows], y[rows], len(x))
+    return trainer, model.flat_params.copy()
+
+
+@pytest.mark.mpi  # in-process MPI suite: test_under_mpirun.py runs it at 1-4 ranks
+def test_exact_mode_redoes_an_overflowing_step_and_stays_identical(comm):
+    small, large = problem(seed=1, count=45), problem(seed=2, count=45)
+    # a gradient 1e7 times larger than the step before overflows the previous scale
+    batches = [(small[0] * 1e-4, small[1]), (large[0] * 1e3, large[1]), small]
+    trainer, params = exact_fit(comm, batches)
+    serial_trainer, serial_params = exact_fit(SerialComm(), batches)
+    assert trainer.reduction.redone_steps == serial_trainer.reduction.redone_steps >= 1
+    assert hashlib.sha256(params.tobytes()).digest() == \
+        hashlib.sha256(serial_params.tobytes()).digest()
+    assert all(theirs == params.tobytes() for theirs in comm.allgather(params.tobytes()))
+
+
+def test_scales_keep_the_maximum_below_the_bit_budget():
+    maxima = np.array([1.0, 3.0, 0.0, 1e-40])
+    scales = scales_for(maxima, 40)
+    assert list(scales) == [40, 38, 40, 100]  # a zero tensor gets `bits`; clamped
+    assert all(m * 2.0 ** s <= 2.0 ** 40 for m, s in zip(maxima, scales, strict=True))
+
+
+def test_fixed_point_refuses_batchnorm_and_bad_shard_sizes():
+    model = distbp.Sequential([distbp.Dense(3, 3), distbp.BatchNorm(3)])
+    with pytest.raises(ValueError, match="--exact does not support BatchNorm"):
+        DataParallel(model, distbp.SGD(model, lr=0.1), LOSS, reduction=FixedPointSum())
+    with pytest.raises(ValueError, match="exact micro-shard size must be > 0"):
+        FixedPointSum(shard_size=0)

@@ -1,0 +1,41 @@
+"""The shared-memory reduction (distbp.dist.shared): one node only, and at one rank the
+same bits as the Allreduce. (Several ranks: the MPI suite, test_step.)"""
+
+import hashlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import mlp
+
+import distbp
+from distbp.dist.comm import SerialComm
+from distbp.dist.reduction import AllreduceSum
+from distbp.dist.shared import ALIGN, SharedMemorySum
+from distbp.dist.step import DataParallel
+
+LOSS = distbp.SoftmaxCrossEntropy()
+
+
+def trajectory(reduction, rng_seed=3):
+    rng = np.random.default_rng(rng_seed)
+    model = mlp([6, 40, 3], distbp.ReLU, dtype=np.float32)
+    trainer = DataParallel(model, distbp.AdamW(model, lr=0.01), LOSS, SerialComm(),
+                           reduction=reduction)
+    for _ in range(5):
+        trainer.step(rng.standard_normal((16, 6)), rng.integers(0, 3, 16), 16)
+    return hashlib.sha256(model.flat_params.tobytes()).hexdigest(), trainer.reduction
+
+
+def test_one_rank_gives_the_allreduce_bits():
+    shared_hash, shared = trajectory(SharedMemorySum())
+    assert shared_hash == trajectory(AllreduceSum())[0]
+    assert shared.part == slice(0, shared.model.num_parameters)  # one rank owns it all
+    assert ALIGN == 16
+
+
+def test_ranks_on_several_nodes_are_refused():
+    model = mlp([2, 2])
+    two_nodes = SimpleNamespace(nodes=2)
+    with pytest.raises(ValueError, match="shared-memory reduction needs all ranks on one node"):
+        SharedMemorySum().attach(model, distbp.SGD(model, lr=0.1), two_nodes)
