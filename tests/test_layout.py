@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "distbp"
 LAYERS = ["errors", "nn", "optim", "data", "dist", "cli"]  # each may import only leftwards
 ENTRY_POINTS = {"train": "tests/cli/test_job.py", "plot": "tests/cli/test_plot.py",
-                "predict": "tests/cli/test_predict.py",
+                "predict": "tests/cli/test_predict.py", "export": "tests/cli/test_export.py",
                 "errors": "tests/test_errors.py"}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
 

@@ -97,30 +97,31 @@ def latest(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load(path: str | Path) -> dict[str, np.ndarray]:
-    """Read and verify a checkpoint; any problem is one clear ConfigError. Every member's
-    header is checked against its size before anything is allocated."""
+def load(path: str | Path, what: str = "checkpoint") -> dict[str, np.ndarray]:
+    """Read and verify a checkpoint (or a saved model: `what` names it in the messages);
+    any problem is one clear ConfigError. Every member's header is checked against its
+    size before anything is allocated."""
     path = Path(path)
-    check(path.exists(), f"checkpoint {path} does not exist")
-    check(not path.is_dir(), f"checkpoint {path} is a directory, not a checkpoint file (to "
+    check(path.exists(), f"{what} {path} does not exist")
+    check(not path.is_dir(), f"{what} {path} is a directory, not a checkpoint file (to "
                              "continue from the newest one in a directory, give it as "
                              "--checkpoint-dir and --resume without a path)")
-    check(zipfile.is_zipfile(path), f"checkpoint {path} is truncated or not a checkpoint")
+    check(zipfile.is_zipfile(path), f"{what} {path} is truncated or not a {what}")
     try:
         found = members(path, "a checkpoint")
     except ConfigError as exc:
         if "pickled objects" in str(exc):
-            raise ConfigError(f"checkpoint {path} refused: it contains pickled objects or "
+            raise ConfigError(f"{what} {path} refused: it contains pickled objects or "
                               f"object arrays ({exc})") from None
-        raise ConfigError(f"checkpoint {path} is truncated or corrupt ({exc})") from None
+        raise ConfigError(f"{what} {path} is truncated or corrupt ({exc})") from None
     arrays = load_arrays(path, tuple(found), "a checkpoint")
     check("checksum" in arrays and "format" in arrays,
-          f"checkpoint {path} is not a distbp checkpoint (no checksum)")
+          f"{what} {path} is not a distbp {what} (no checksum)")
     check(arrays["format"].shape == () and arrays["format"].dtype.kind == "i"
           and int(arrays["format"]) == FORMAT,
-          f"checkpoint {path} has format {arrays['format']!s}, this distbp reads {FORMAT}")
+          f"{what} {path} has format {arrays['format']!s}, this distbp reads {FORMAT}")
     check(str(arrays["checksum"]) == checksum(arrays),
-          f"checkpoint {path} is corrupt (checksum mismatch)")
+          f"{what} {path} is corrupt (checksum mismatch)")
     return arrays
 
 

@@ -47,7 +47,7 @@ def save_model(path: str | Path, model: Sequential, dataset: Dataset) -> Path:
 def load_model(path: str | Path) -> Sequential:
     """A Sequential in evaluation mode from a saved model or a checkpoint, with its
     normalisation and output kind set for predict(); anything malformed is one line."""
-    arrays = checkpoint.load(path)
+    arrays = checkpoint.load(path, "model file")
     if "spec" in arrays:
         check(str(arrays.get("kind")) == KIND, f"{path} is not a distbp model")
         layers = layers_from_spec(json.loads(str(arrays["spec"])))
@@ -68,6 +68,8 @@ def load_model(path: str | Path) -> Sequential:
         target[...] = arrays[key]
     model.task = "probabilities" if task == "labels" else "outputs"
     model.normalization = normalization
+    if "input_shape" in arrays:
+        model.input_shape = tuple(int(d) for d in arrays["input_shape"])
     return model
 
 

@@ -71,6 +71,7 @@ class Sequential:
         self.collective = any(layer.collective for layer in self.layers)
         self.task = "outputs"  # what predict returns: "probabilities" (classes) or "outputs"
         self.normalization = (0.0, 1.0)  # (mean, std) predict applies to raw inputs
+        self.input_shape: tuple[int, ...] | None = None  # per example, when known (saved)
         self.workspaces = [Workspace() for _ in range(len(self.layers) + 1)]  # + the loss's
         self._bind()
         rng = np.random.default_rng(seed)

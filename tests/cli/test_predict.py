@@ -41,7 +41,7 @@ def test_predict_with_a_missing_model_is_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("distbp.predict: error: ")
-    assert f"checkpoint {tmp_path / 'nope.npz'} does not exist" in lines[0]
+    assert f"model file {tmp_path / 'nope.npz'} does not exist" in lines[0]
 
 
 def test_init_from_starts_a_new_run_from_trained_parameters(trained, tmp_path):
