@@ -24,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "local-cluster.sh: $*" >&2; exit 2; }
 node_pid() { cat "$STATE/node$1.pid" 2>/dev/null || die "node$1 is not up (cluster/local-cluster.sh up N)"; }
-in_node() { local pid; pid=$(node_pid "$1"); shift; nsenter -t "$pid" -n -u -m -- "$@"; }
+in_node() { local pid; pid=$(node_pid "$1"); shift; nsenter -t "$pid" -n -u -m --wd="$PWD" -- "$@"; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 wait_until() {  # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds

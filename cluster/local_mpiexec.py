@@ -25,7 +25,7 @@ TRANSPORT = {"MPIR_CVAR_CH4_NETMOD": "ofi", "FI_PROVIDER": "tcp", "FI_TCP_IFACE"
 def enter(state: Path, node: str) -> list[str]:
     """The command prefix that runs a command inside `node`'s namespaces."""
     pid = (state / f"{node}.pid").read_text().strip()
-    return ["nsenter", "-t", pid, "-n", "-u", "-m", "--"]
+    return ["nsenter", "-t", pid, "-n", "-u", "-m", f"--wd={os.getcwd()}", "--"]
 
 
 def main(argv: list[str]) -> int:

@@ -104,9 +104,10 @@ def build_parser() -> Parser:
              "Allreduce, one BLAS thread per rank)")
     add("--exact-shard-size", type=int, default=128,
         help="exact mode: rows per micro-shard (ranks take whole micro-shards)")
-    add("--reduce", default="auto", choices=("auto", "allreduce", "shared"),
-        help="gradient sum: 'shared' memory within one node (auto's choice there), or "
-             "'allreduce' (auto's choice across nodes)")
+    add("--reduce", default="auto", choices=("auto", "allreduce", "shared", "hierarchical"),
+        help="gradient sum: 'shared' memory within one node (auto's choice there); across "
+             "nodes 'hierarchical' (shared memory within each node, one Allreduce between "
+             "nodes per part) or a flat 'allreduce'; auto picks as cluster/README.md says")
     add("--seed", type=int, default=0, help="initialisation, epoch order, dropout masks")
     add("--dtype", default="float32", choices=("float32", "float64"), help="compute dtype")
     add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
@@ -188,8 +189,9 @@ def validate(args: argparse.Namespace) -> None:
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
     check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
     check(args.exact_shard_size > 0, f"--exact-shard-size must be > 0, got {args.exact_shard_size}")
-    check(not (args.exact and args.reduce == "shared"),
-          "--exact reduces in fixed point over MPI; it does not combine with --reduce shared")
+    check(not (args.exact and args.reduce in ("shared", "hierarchical")),
+          f"--exact reduces in fixed point over MPI; it does not combine with --reduce "
+          f"{args.reduce}")
     check(not (args.exact and args.micro_batch_size),
           "--micro-batch-size does not combine with --exact (its micro-shards, "
           "--exact-shard-size, already bound the memory)")

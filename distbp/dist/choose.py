@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from distbp.dist.comm import SerialComm
 from distbp.dist.fixedpoint import FixedPointSum
+from distbp.dist.hierarchical import HierarchicalSum
 from distbp.dist.reduction import AllreduceSum, Reduction
 from distbp.dist.shared import SharedMemorySum
 from distbp.dist.step import DataParallel
@@ -18,6 +19,7 @@ from distbp.optim.optimizers import Optimizer
 REDUCTIONS: dict[str, Callable[[int], Reduction]] = {
     "allreduce": lambda shard_size: AllreduceSum(),
     "shared": lambda shard_size: SharedMemorySum(),
+    "hierarchical": lambda shard_size: HierarchicalSum(),
     "exact": FixedPointSum,
 }
 

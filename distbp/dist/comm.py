@@ -7,6 +7,7 @@ every verb is a no-op, so serial is simply size 1.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -76,6 +77,11 @@ class SerialComm:
         local rank (index = local rank), or with `single` one array for all of them."""
         return [np.zeros(count, dtype=dtype)]
 
+    def cross_node(self) -> SerialComm:
+        """The ranks with my local rank, one per node, as a communicator (ranked by node):
+        what a hierarchical reduction sums over between nodes."""
+        return SerialComm()
+
     def Abort(self, code: int = 1) -> None:  # noqa: N802
         """End every rank of the job with `code`."""
         os._exit(code)
@@ -116,7 +122,13 @@ class MPIComm(SerialComm):
         if self.local_rank == 0:
             release_segment_names()
         self.windows: list[Any] = []  # shared-memory windows, kept alive with this object
-        self.nodes = len(set(self.allgather(socket.gethostname())))
+        self.subcomms: list[SubComm] = []  # freed at exit with the windows (release)
+        atexit.register(self.release)  # runs before mpi4py's MPI_Finalize (atexit is LIFO)
+        # Nodes as MPI sees them (the ranks that share memory), not by hostname: two
+        # namespaces or containers with one hostname are still two nodes.
+        with self.waiting("node bcast"):
+            leader = self.node.bcast(self.rank)
+        self.nodes = len(set(self.allgather(leader)))
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
     def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
@@ -154,6 +166,21 @@ class MPIComm(SerialComm):
         with self.waiting("node Barrier"):
             self.node.Barrier()
 
+    def cross_node(self) -> SerialComm:
+        """Local rank r of every node, ranked by world rank (see SerialComm)."""
+        with self.waiting("Split"):
+            sub = SubComm(self, self.comm.Split(self.local_rank, self.rank))
+        self.subcomms.append(sub)
+        return sub
+
+    def release(self) -> None:
+        """Free the windows and sub-communicators at a normal exit, before MPI_Finalize:
+        left alive, MPICH's OFI (TCP) netmod can fail to close ('fabricclose failed')."""
+        while self.windows:
+            self.windows.pop().Free()
+        while self.subcomms:
+            self.subcomms.pop().comm.Free()
+
     def node_shared(self, count: int, dtype: object, single: bool = False) -> list[np.ndarray]:
         """Arrays in an MPI-3 shared-memory window of this node (see SerialComm)."""
         itemsize = np.dtype(dtype).itemsize
@@ -167,6 +194,25 @@ class MPIComm(SerialComm):
             memory, _ = window.Shared_query(owner)
             arrays.append(np.frombuffer(memory, dtype=dtype, count=count))
         return arrays
+
+
+class SubComm(SerialComm):
+    """A sub-communicator's buffer collectives, timed by its parent's watchdog."""
+
+    def __init__(self, parent: MPIComm, comm: Any) -> None:
+        self.parent, self.comm, self.MPI = parent, comm, parent.MPI
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
+        """In-place Allreduce over the sub-communicator."""
+        with self.parent.waiting("cross-node Allreduce"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
+                                op=self.MPI.MAX if op == "max" else self.MPI.SUM)
+
+    def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
+        """Bcast over the sub-communicator."""
+        with self.parent.waiting("cross-node Bcast"):
+            self.comm.Bcast(buffer, root=root)
 
 
 def release_segment_names(maps: str = "/proc/self/maps") -> list[str]:

@@ -3,7 +3,8 @@ parameters and of the optimizer state; each rank sums and updates its own part i
 
 This replaces an Allreduce (which copies every gradient through shared memory several
 times) and n identical optimizer updates with one read of the n gradients and one
-update, split n ways. Multi-node jobs use the plain Allreduce (AllreduceSum).
+update, split n ways. Across nodes, HierarchicalSum (distbp.dist.hierarchical) adds one
+Allreduce between nodes per part.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ class SharedMemorySum(FloatSum):
     gradient exists only part by part, where each rank used it.
     """
 
+    across_nodes = False  # HierarchicalSum: True
+
     def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
         """Shared gradients per rank, one shared copy of parameters and optimizer state."""
-        check(comm.nodes == 1, "shared-memory reduction needs all ranks on one node")
+        check(self.across_nodes or comm.nodes == 1,
+              f"--reduce shared needs all ranks on one node, this job has {comm.nodes} nodes "
+              "(--reduce hierarchical sums in shared memory within each node)")
         super().attach(model, optimizer, comm)
         size, root = model.num_parameters, comm.local_rank == 0
         self.segments = comm.node_shared(size + FLOAT_SLOTS, model.dtype)  # one per rank
@@ -43,12 +48,20 @@ class SharedMemorySum(FloatSum):
                                        copy=root)
         start, stop = shard_range(-(-size // ALIGN), comm.local_rank, comm.local_size)
         self.part = slice(start * ALIGN, min(stop * ALIGN, size))
-        self.reduced = np.empty(self.part.stop - self.part.start, dtype=model.dtype)
+        length = self.part.stop - self.part.start
+        self.wire = np.empty(length + FLOAT_SLOTS, dtype=model.dtype)  # part, then stats
+        self.reduced = self.wire[:length]
+        self.counts_norm = True  # this rank's part counts in the global norm
         comm.node_barrier()  # every rank sees rank 0's parameters
 
     def reduce(self) -> StepResult:
         """Wait for every rank's gradient; the statistics and my part of the gradient
         summed in rank order (the same sums on every rank)."""
+        return result_of(self.node_sum())
+
+    def node_sum(self) -> np.ndarray:
+        """My part of the node's summed gradient into self.reduced; the node's summed
+        statistics (float64) returned."""
         self.comm.node_barrier()  # every rank's gradient and stats are written
         stats = self.segments[0][-FLOAT_SLOTS:].astype(np.float64)
         for segment in self.segments[1:]:
@@ -57,13 +70,13 @@ class SharedMemorySum(FloatSum):
         np.copyto(reduced, self.segments[0][part])
         for segment in self.segments[1:]:
             reduced += segment[part]
-        return result_of(stats)
+        return stats
 
     def clip(self, max_norm: float) -> float:
         """The global norm from every rank's part (one small Allreduce, summed in rank
         order: the same on every rank); each rank scales its part."""
         squares = np.zeros(self.comm.size)
-        squares[self.comm.rank] = squared_norm(self.reduced)
+        squares[self.comm.rank] = squared_norm(self.reduced) if self.counts_norm else 0.0
         self.comm.Allreduce(squares)
         norm = math.sqrt(float(np.sum(squares)))
         clip_by_norm(self.reduced, norm, max_norm)

@@ -1,0 +1,60 @@
+"""Across nodes: the shared-memory sum within each node, then one Allreduce between
+nodes per part, then each rank's update of its part of its node's shared parameters.
+
+Local rank r of every node owns the same part r of the gradient (the node's ranks have
+summed it in shared memory), so the nodes exchange their partial sums part by part:
+local_size Allreduces of size/local_size run side by side on the link, instead of every
+rank sending the whole gradient. The update is SharedMemorySum's: one per node, split
+local_size ways, into one shared copy of the parameters and optimizer state per node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distbp.dist.comm import SerialComm
+from distbp.dist.reduction import StepResult, result_of
+from distbp.dist.shared import SharedMemorySum
+from distbp.errors import check
+from distbp.nn.sequential import Sequential
+from distbp.optim.optimizers import Optimizer
+
+
+class HierarchicalSum(SharedMemorySum):
+    """node barrier -> node sum of my part -> Allreduce of my part between nodes ->
+    update of my part -> node barrier."""
+
+    across_nodes = True
+
+    def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
+        """Needs the same number of ranks on every node (the parts must line up)."""
+        sizes = comm.allgather(comm.local_size)
+        check(len(set(sizes)) == 1, "--reduce hierarchical needs the same number of ranks "
+                                    f"on every node, got {sorted(set(sizes))} per node")
+        self.cross = comm.cross_node()  # local rank r of every node
+        super().attach(model, optimizer, comm)
+        self.counts_norm = self.cross.rank == 0  # every node holds the same parts
+
+    def reduce(self) -> StepResult:
+        """The node's sum of my part and the statistics, then their sum over nodes."""
+        stats = self.node_sum()
+        tail = self.wire[len(self.reduced):]
+        tail[...] = stats
+        self.cross.Allreduce(self.wire)
+        return result_of(tail.astype(np.float64))
+
+    def broadcast_parameters(self, root: int = 0) -> None:
+        """Node leaders receive root's shared parameters; their node sees them."""
+        check(root == 0, "HierarchicalSum broadcasts from rank 0")
+        if self.comm.local_rank == 0:
+            self.cross.Bcast(self.model.flat_params)
+        self.comm.node_barrier()
+
+    def broadcast_state(self) -> None:
+        """Model state to every rank; shared parameters and optimizer state to each node."""
+        self.comm.Bcast(self.model.flat_state)
+        if self.comm.local_rank == 0:
+            self.cross.Bcast(self.model.flat_params)
+            for buffer in self.optimizer.state().values():
+                self.cross.Bcast(buffer)
+        self.comm.node_barrier()
