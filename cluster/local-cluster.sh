@@ -25,7 +25,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "local-cluster.sh: $*" >&2; exit 2; }
 node_pid() { cat "$STATE/node$1.pid" 2>/dev/null || die "node$1 is not up (cluster/local-cluster.sh up N)"; }
 in_node() { local pid; pid=$(node_pid "$1"); shift; nsenter -t "$pid" -n -u -m --wd="$PWD" -- "$@"; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+alive() {  # a running process (a zombie left for init to reap does not count)
+    [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]
+}
 
 wait_until() {  # wait_until SECONDS WHAT CMD...: poll CMD until it succeeds
     local seconds=$1 what=$2; shift 2

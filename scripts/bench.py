@@ -61,7 +61,10 @@ def worker(args: argparse.Namespace) -> None:
         return wrapper
 
     comm.Allreduce, comm.node_barrier = timed(reduce), timed(node_barrier)
-    runs = []
+    cross = getattr(trainer.reduction, "cross", None)  # --reduce hierarchical's, between nodes
+    if cross is not None:
+        cross.Allreduce = timed(cross.Allreduce)
+    runs, sent = [], wire_bytes()
     for repeat in range(args.repeats + 1):  # the first run warms up
         waits.clear()
         comm.Barrier()
@@ -71,6 +74,9 @@ def worker(args: argparse.Namespace) -> None:
         elapsed = (time.perf_counter() - start) / args.steps
         if repeat:
             runs.append((elapsed, sum(waits) / args.steps))
+        else:
+            sent = wire_bytes()  # from the end of the warm-up run
+    sent = (wire_bytes() - sent) / (args.steps * args.repeats)
     comm.Allreduce, comm.node_barrier = reduce, node_barrier
 
     floor = gemm_floor(model, x, args)
@@ -84,7 +90,19 @@ def worker(args: argparse.Namespace) -> None:
                           "step_s": step_times, "exposed_comm_s": exposed,
                           "gemm_floor_s": floor, "allreduce_s": allreduce_alone,
                           "params": model.num_parameters, "blas": blas,
-                          "reduce": type(trainer).__name__}))
+                          "reduce": type(trainer.reduction).__name__, "nodes": comm.nodes,
+                          "wire_bytes_per_step": sent}))
+
+
+def wire_bytes(interface: str = "eth0") -> int:
+    """Bytes this network namespace has sent through `interface` (/proc/net/dev is per
+    namespace: on the cluster in a box, one node's link); 0 without it."""
+    with open("/proc/net/dev") as table:
+        for line in table:
+            name, _, fields = line.partition(":")
+            if name.strip() == interface:
+                return int(fields.split()[8])  # transmit bytes
+    return 0
 
 
 def gemm_floor(model, x, args) -> float:
@@ -154,7 +172,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
-    parser.add_argument("--reduce", default="auto", choices=("auto", "shared", "allreduce"))
+    parser.add_argument("--reduce", default="auto",
+                        choices=("auto", "shared", "allreduce", "hierarchical"))
     parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
     parser.add_argument("--exact-shard-size", type=int, default=128)
     parser.add_argument("--global-batch", type=int, default=0,

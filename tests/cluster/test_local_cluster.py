@@ -1,0 +1,266 @@
+"""The cluster in a box (cluster/local-cluster.sh): two nodes as network, UTS and mount
+namespaces on one machine, MPI between them over TCP through veths, Slurm with one
+slurmd per node. Multi-node runs match one process (float64 to 1e-9, --exact bitwise),
+checkpoints move between node counts, Slurm jobs span and survive nodes, a cut link
+ends the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from slurm_helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "cluster" / "local-cluster.sh"
+STATE = Path(os.environ.get("DISTBP_CLUSTER_DIR", "/run/distbp-cluster"))
+FLAGS = ["--epochs", "2", "--dtype", "float64", "--optimizer", "adam", "--lr", "0.002",
+         "--hidden", "64"]
+
+
+def why_not() -> str | None:
+    """Why the cluster cannot come up here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("ip", "tc", "unshare", "nsenter", "slurmctld", "slurmd", "munged"):
+        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
+            return f"'{tool}' is missing (apt-get install iproute2 slurm-wlm munge)"
+    if (STATE / "nodes").exists():
+        return f"a cluster in a box is already up ({STATE}); take it down to run these tests"
+    probe = subprocess.run(["ip", "netns", "add", "dbp-probe"], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "del", "dbp-probe"], capture_output=True)
+    if probe.returncode != 0:
+        return f"network namespaces are unavailable: {probe.stderr.strip()}"
+    return None
+
+
+reason = why_not()
+pytestmark = [pytest.mark.skipif(reason is not None, reason=f"no cluster in a box: {reason}"),
+              pytest.mark.timeout(300)]
+
+
+def box(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=kwargs.pop("timeout", 240), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two nodes; yields the environment for sbatch/srun (SLURM_CONF, MPI over TCP)."""
+    up = box("up", "2")
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = dict(os.environ, DISTBP_PYTHON=sys.executable)
+    for line in (STATE / "env").read_text().splitlines():
+        if line.startswith("export "):
+            env.update(pair.split("=", 1) for pair in line[len("export "):].split())
+    try:
+        yield env
+    finally:
+        down = box("down")
+        assert down.returncode == 0, down.stderr
+        assert not STATE.exists()
+        assert "dbp-" not in subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                            text=True).stdout
+        assert "dbp-node" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                text=True).stdout
+
+
+def sent(node: int) -> int:
+    """Bytes node K has sent through its link (counted on the bridge's side)."""
+    return int(Path(f"/sys/class/net/dbp-v{node}/statistics/rx_bytes").read_text())
+
+
+def mpiexec(env: dict, tmp_path: Path, *args: str, timeout: float = 240):
+    return subprocess.run(["bash", str(SCRIPT), "mpiexec", *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def train(env: dict, tmp_path: Path, placement: list[str], *flags: str):
+    return mpiexec(env, tmp_path, *placement, sys.executable, "-m", "distbp.train", *flags)
+
+
+def serial(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "distbp.train", *flags], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def params(path: Path) -> np.ndarray:
+    return np.load(path)["params"]
+
+
+def test_each_node_has_its_own_name_link_and_shared_memory(cluster):
+    assert box("exec", "1", "hostname").stdout.strip() == "node1"
+    assert box("exec", "2", "hostname").stdout.strip() == "node2"
+    assert "10.77.0.2/24" in box("exec", "2", "ip", "-o", "addr", "show", "eth0").stdout
+    box("exec", "1", "touch", "/dev/shm/distbp-probe")
+    assert box("exec", "2", "ls", "/dev/shm").stdout.split() == []
+    assert not Path("/dev/shm/distbp-probe").exists()
+    assert box("up", "2").returncode == 2  # already up: refused, nothing touched
+    assert box("exec", "1", "true").returncode == 0
+
+
+@pytest.mark.parametrize("placement", [["-n", "2", "-ppn", "1"], ["-n", "4", "-ppn", "2"]],
+                         ids=["2x1", "2x2"])
+@pytest.mark.parametrize("reduce", ["auto", "allreduce", "hierarchical"])
+def test_float64_trajectory_across_nodes_matches_one_process(cluster, tmp_path, placement,
+                                                             reduce):
+    serial(tmp_path, *FLAGS, "--save-model", "one.npz")
+    before = sent(1)
+    result = train(cluster, tmp_path, placement, *FLAGS, "--reduce", reduce,
+                   "--save-model", "many.npz")
+    assert result.returncode == 0, result.stderr
+    ranks = placement[1]
+    assert f"distbp: {ranks} rank(s) on 2 node(s)" in result.stdout
+    assert sent(1) - before > params(tmp_path / "one.npz").nbytes  # gradients crossed the wire
+    np.testing.assert_allclose(params(tmp_path / "many.npz"), params(tmp_path / "one.npz"),
+                               rtol=0, atol=1e-9)
+
+
+def test_exact_mode_across_nodes_is_bitwise_one_process(cluster, tmp_path):
+    serial(tmp_path, *FLAGS, "--exact", "--save-model", "one.npz")
+    result = train(cluster, tmp_path, ["-n", "4", "-ppn", "2"], *FLAGS, "--exact",
+                   "--save-model", "many.npz")
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(params(tmp_path / "many.npz"), params(tmp_path / "one.npz"))
+
+
+def test_hierarchical_needs_equal_ranks_per_node(cluster, tmp_path):
+    result = train(cluster, tmp_path, ["-n", "3", "-ppn", "2"], *FLAGS, "--reduce",
+                   "hierarchical")
+    assert result.returncode == 2
+    assert "--reduce hierarchical needs the same number of ranks on every node, got [1, 2]" \
+        in result.stderr
+
+
+@pytest.mark.parametrize("first, then", [("2 nodes", "1 node"), ("1 node", "2 nodes")])
+def test_a_checkpoint_moves_between_node_counts(cluster, tmp_path, first, then):
+    where = {"2 nodes": ["-n", "4", "-ppn", "2"], "1 node": ["-n", "2", "-hosts", "node1"]}
+    flags = [*FLAGS, "--epochs", "3", "--keep-checkpoints", "5"]
+    whole = train(cluster, tmp_path, where[first], *flags, "--checkpoint-dir", "a",
+                  "--save-model", "whole.npz")
+    assert whole.returncode == 0, whole.stderr
+    (tmp_path / "b").mkdir()
+    epoch1 = sorted((tmp_path / "a").glob("ckpt-*.npz"))[0]
+    shutil.copy(epoch1, tmp_path / "b" / epoch1.name)
+    rest = train(cluster, tmp_path, where[then], *flags, "--checkpoint-dir", "b", "--resume",
+                 "--save-model", "resumed.npz")
+    assert rest.returncode == 0, rest.stderr
+    assert "resumed at step" in rest.stdout + rest.stderr
+    np.testing.assert_allclose(params(tmp_path / "resumed.npz"),
+                               params(tmp_path / "whole.npz"), rtol=0, atol=1e-9)
+
+
+def test_a_cut_link_ends_every_rank_with_one_line(cluster, tmp_path):
+    job = subprocess.Popen(["bash", str(SCRIPT), "mpiexec", "-n", "2", "-ppn", "1",
+                            sys.executable, "-m", "distbp.train", "--epochs", "200",
+                            "--hidden", "256,256", "--stall-timeout", "5", "--checkpoint-dir",
+                            "ckpt", "--checkpoint-every", "20"],
+                           env=cluster, cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any((tmp_path / "ckpt").glob("ckpt-*.npz")), 120, "a checkpoint")
+        assert box("exec", "2", "ip", "link", "set", "eth0", "down").returncode == 0
+        cut = time.monotonic()
+        out, err = job.communicate(timeout=5 + 15 + 30)
+        ended = time.monotonic() - cut
+    finally:
+        box("exec", "2", "ip", "link", "set", "eth0", "up")
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0
+    assert ended <= 5 + 15, f"took {ended:.1f}s after the cut"
+    lines = [line for line in err.splitlines() if line.startswith("distbp: error")]
+    assert lines and re.search(r"stalled \d+s in \S.* at (epoch \d+ )?step \d+", lines[0]), err
+    import distbp
+    for checkpoint in (tmp_path / "ckpt").glob("ckpt-*.npz"):
+        distbp.load_model(checkpoint)  # every file on disk is whole (checksummed)
+    assert not list((tmp_path / "ckpt").glob("*.tmp*"))
+
+
+LOST_FLAGS = [*FLAGS, "--epochs", "30", "--hidden", "256,256", "--checkpoint-every", "100"]
+
+
+def job_state(env: dict, job: str) -> tuple[str, int, str]:
+    text = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
+                          text=True, timeout=10).stdout
+    fields = dict(re.findall(r"(\w+)=(\S+)", text))
+    return fields.get("JobState", "?"), int(fields.get("Restarts", "0")), \
+        fields.get("NodeList", "")
+
+
+def test_sbatch_runs_across_two_nodes(cluster, tmp_path):
+    out = tmp_path / "job.out"
+    result = subprocess.run(["sbatch", "-N", "2", "--ntasks-per-node", "2", "--wait",
+                             "--output", str(out), str(ROOT / "cluster/multi-node.sbatch"),
+                             *FLAGS], env=cluster, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=240)
+    text = out.read_text()
+    assert result.returncode == 0, result.stderr + text
+    assert re.search(r"4 rank\(s\) on 2 node\(s\), Slurm job \d+ step 0 on node\[1-2\]", text)
+    assert "final test accuracy: " in text
+
+
+def test_a_node_lost_under_slurm_requeues_onto_the_nodes_left(cluster, tmp_path):
+    out, checkpoints = tmp_path / "job.out", tmp_path / "ckpt"
+    env = {**cluster, "DISTBP_CHECKPOINT_DIR": str(checkpoints)}
+    job = subprocess.run(["sbatch", "--parsable", "-N", "1-2", "--ntasks-per-node", "2",
+                          "--output", str(out), str(ROOT / "cluster/preemptible.sbatch"),
+                          *LOST_FLAGS, "--save-model", "final.npz", "--metrics", "m.jsonl"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    wait_for(lambda: job_state(env, job)[2] == "node[1-2]", 60, "the job on two nodes")
+    wait_for(lambda: any(checkpoints.glob("ckpt-*.npz"))
+             or job_state(env, job)[0] not in ("PENDING", "RUNNING"), 120, "a checkpoint")
+    assert job_state(env, job)[0] == "RUNNING", out.read_text()
+    # node2 is lost: everything in it dies, Slurm is told (as its node health check would)
+    pids = subprocess.run(["ip", "netns", "pids", "dbp-node2"], capture_output=True, text=True)
+    holder = (STATE / "node2.pid").read_text().strip()
+    for pid in pids.stdout.split():
+        if pid != holder:
+            subprocess.run(["kill", "-KILL", pid], capture_output=True)
+    subprocess.run(["scontrol", "update", "NodeName=node2", "State=DOWN", "Reason=lost"],
+                   env=env, check=True, timeout=10)
+    try:
+        wait_for(lambda: job_state(env, job)[1] >= 1, 90, "the job to be requeued")
+        time.sleep(3)  # slurmd refuses a credential issued in the revocation's second
+        # Slurm keeps a requeued job's node count (2): shrink it to the node left, as an
+        # operator would, and let it start now (not after Slurm's requeue delay)
+        for update in (["NumNodes=1", "NumTasks=2", "NumCPUs=2"], ["StartTime=now"]):
+            subprocess.run(["scontrol", "update", f"JobId={job}", *update], env=env,
+                           check=True, timeout=10)
+        deadline = time.monotonic() + 200
+        while job_state(env, job)[0] != "COMPLETED" and time.monotonic() < deadline:
+            assert job_state(env, job)[0] not in ("FAILED", "CANCELLED", "TIMEOUT"), \
+                out.read_text()
+            time.sleep(0.5)
+        state, restarts, nodes = job_state(env, job)
+        text = out.read_text()
+        assert (state, nodes) == ("COMPLETED", "node1"), text
+        assert re.search(r"2 rank\(s\) on 1 node\(s\)", text) and "resumed at step" in text
+        last = json.loads((tmp_path / "m.jsonl").read_text().splitlines()[-1])
+        assert last["epoch"] == 30
+    finally:
+        restore_node2(env)
+    serial(tmp_path, *LOST_FLAGS, "--save-model", "one.npz")  # the same run, never lost
+    np.testing.assert_allclose(params(tmp_path / "final.npz"), params(tmp_path / "one.npz"),
+                               rtol=0, atol=1e-9)
+
+
+def restore_node2(env: dict) -> None:
+    """Start node2's slurmd again and return the node to service."""
+    pid = (STATE / "node2.pid").read_text().strip()
+    subprocess.Popen(["setsid", "nsenter", "-t", pid, "-n", "-u", "-m", "--", "slurmd", "-D",
+                      "-N", "node2", "-f", env["SLURM_CONF"]], env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["scontrol", "update", "NodeName=node2", "State=RESUME"], env=env,
+                   capture_output=True, timeout=10)
