@@ -3,6 +3,7 @@
 #
 #   cluster/local-cluster.sh up N [--rate RATE] [--delay D]   N nodes node1..nodeN
 #   cluster/local-cluster.sh exec K CMD...                     run CMD inside node K
+#   cluster/local-cluster.sh limit K RATE|none                 rate-limit node K's link now
 #   cluster/local-cluster.sh mpiexec [mpiexec args] CMD...     MPICH across the nodes, no Slurm
 #   cluster/local-cluster.sh status                            nodes, links, daemons
 #   cluster/local-cluster.sh down                              stop and remove everything
@@ -44,7 +45,7 @@ limit_link() {  # limit_link RUN_PREFIX DEV RATE DELAY
             || die "--delay needs tc's netem qdisc, which this kernel lacks (modprobe sch_netem); --rate (tbf) works without it"
     elif [ -n "$rate" ]; then
         # burst: at least one 64 KB TSO segment, and 1 ms worth of the rate
-        $prefix tc qdisc add dev "$dev" root tbf rate "$rate" burst 256kb latency 50ms \
+        $prefix tc qdisc replace dev "$dev" root tbf rate "$rate" burst 256kb latency 50ms \
             || die "tc cannot limit $dev to '$rate' (a tc rate, e.g. 1gbit or 100mbit)"
     fi
 }
@@ -133,6 +134,20 @@ cmd_exec() {
     in_node "$k" "$@"
 }
 
+cmd_limit() {
+    local k=${1:-} rate=${2:-}
+    [[ "$k" =~ ^[0-9]+$ ]] && [ -n "$rate" ] || die "usage: limit K RATE|none (e.g. limit 2 100mbit)"
+    node_pid "$k" >/dev/null
+    if [ "$rate" = none ]; then
+        ip netns exec "dbp-node$k" tc qdisc del dev eth0 root 2>/dev/null || true
+        tc qdisc del dev "dbp-v$k" root 2>/dev/null || true
+    else
+        limit_link "ip netns exec dbp-node$k" eth0 "$rate" ""
+        limit_link "" "dbp-v$k" "$rate" ""
+    fi
+    echo "node$k: link $rate"
+}
+
 cmd_mpiexec() {
     [ -e "$STATE/nodes" ] || die "no cluster is up (cluster/local-cluster.sh up N)"
     exec python3 "$HERE/local_mpiexec.py" "$STATE" "$@"
@@ -191,8 +206,9 @@ verb=${1:-}
 case $verb in
     up) cmd_up "$@" ;;
     exec) cmd_exec "$@" ;;
+    limit) cmd_limit "$@" ;;
     mpiexec) cmd_mpiexec "$@" ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    *) die "usage: local-cluster.sh up N [--rate RATE] [--delay D] | exec K CMD... | mpiexec ARGS... | status | down" ;;
+    *) die "usage: local-cluster.sh up N [--rate RATE] [--delay D] | exec K CMD... | limit K RATE|none | mpiexec ARGS... | status | down" ;;
 esac

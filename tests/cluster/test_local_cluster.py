@@ -190,6 +190,27 @@ def test_a_cut_link_ends_every_rank_with_one_line(cluster, tmp_path):
 LOST_FLAGS = [*FLAGS, "--epochs", "30", "--hidden", "256,256", "--checkpoint-every", "100"]
 
 
+def profile(env: dict, tmp_path: Path) -> list[float]:
+    """Each rank's communication wait (ms per step) from --profile, at 2 nodes x 1 rank."""
+    result = train(env, tmp_path, ["-n", "2", "-ppn", "1"], "--epochs", "1", "--hidden",
+                   "256", "--quiet", "--profile")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("rank ")]
+    assert len(rows) == 2 and "communication wait:" in result.stdout, result.stdout
+    return [float(row[5]) for row in rows]  # rank N, data, forward, backward, comm
+
+
+def test_a_slow_link_shows_as_communication_wait(cluster, tmp_path):
+    fast = profile(cluster, tmp_path)
+    assert box("limit", "2", "20mbit").returncode == 0
+    try:
+        slow = profile(cluster, tmp_path)
+    finally:
+        assert box("limit", "2", "none").returncode == 0
+    # 11 k float32 gradients (44 kB) each way per step: about 18 ms each way at 20 Mbit/s
+    assert min(slow) > 10 and min(slow) > 5 * max(fast), (fast, slow)
+
+
 def job_state(env: dict, job: str) -> tuple[str, int, str]:
     text = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
                           text=True, timeout=10).stdout
