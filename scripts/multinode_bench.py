@@ -10,6 +10,8 @@ each layout, interleaved: repeat 1 of every layout, then repeat 2, ... Each run 
 its median step over --steps steps after a warm-up, the time spent waiting in
 reductions (exposed communication) and the bytes node 1 sent through its link per step
 (from its namespace's /proc/net/dev). Printed: medians over repeats and their spread.
+At each rate it also times a ladder of Allreduce sizes between the 2 nodes (1 rank each):
+scripts/scaling_model.py --links fits each link's alpha and beta to it.
 OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset for the workers; one BLAS thread per rank.
 """
 
@@ -54,6 +56,38 @@ def run_layout(layout: str, args: argparse.Namespace) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+LADDER = [1 << k for k in (10, 14, 17, 20, 22, 23)]  # float32 elements: 4 kB to 32 MB
+
+
+def ladder_worker() -> None:
+    """Median time of an in-place float32 Allreduce of each LADDER size (rank 0 prints)."""
+    import time
+
+    import numpy as np
+    from mpi4py import MPI
+
+    comm, rows = MPI.COMM_WORLD, []
+    for count in LADDER:
+        buffer, times = np.ones(count, np.float32), []
+        for _ in range(7):
+            comm.Barrier()
+            start = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, buffer)
+            times.append(time.perf_counter() - start)
+        rows.append([4 * count, median(times)])
+    if comm.rank == 0:
+        print(json.dumps(rows))
+
+
+def run_ladder() -> list[list[float]]:
+    command = ["bash", str(CLUSTER), "mpiexec", "-n", "2", "-ppn", "1", sys.executable,
+               __file__, "--ladder-worker"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"Allreduce ladder failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
@@ -66,11 +100,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--json")
+    parser.add_argument("--ladder-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ladder_worker:
+        return ladder_worker()
     layouts = [name.strip() for name in args.layouts.split(",")]
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); model {args.model}; "
           f"{args.repeats} interleaved repeats of {args.steps} steps")
-    results = []
+    results: list[dict] = []
+    links: dict[str, list[list[float]]] = {}
     for rate in args.rates.split(","):
         subprocess.run(["bash", str(CLUSTER), "down"], check=True, capture_output=True)
         subprocess.run(["bash", str(CLUSTER), "up", "2", "--rate", rate], check=True,
@@ -80,6 +118,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name in layouts:
                     runs[name].append(run_layout(name, args))
+            links[rate] = run_ladder()
         finally:
             subprocess.run(["bash", str(CLUSTER), "down"], capture_output=True)
         print(f"\nlink {rate}  (BLAS: {runs[layouts[0]][0]['blas']})")
@@ -100,8 +139,10 @@ def main() -> None:
             print(f"{name:28} {row['samples_per_s']:>10,.0f} {1e3 * step:>8.1f} "
                   f"{row['spread']:>6.0%} {1e3 * row['exposed_median_s']:>12.1f} "
                   f"{row['wire_mb_per_step']:>12.2f}", flush=True)
+        print("Allreduce between the 2 nodes: " + ", ".join(
+            f"{size / 1e6:g} MB {1e3 * seconds:.2f} ms" for size, seconds in links[rate]))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps({"steps": results, "links": links}, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,13 @@ reduction across nodes is a ring Allreduce of the node-summed gradient among nod
 log2 N P x 4 / bandwidth), whichever is faster, with no overlap with compute (distbp does
 not overlap). Weak scaling: the per-rank batch of scripts/bench.py, 32 ranks per node.
 With --bench (JSON from scripts/bench.py --json), it first compares its 1- and 2-rank
-predictions with the measurements.
+predictions with the measurements. With --links (JSON from scripts/multinode_bench.py
+--json, the cluster in a box) it fits each emulated link's alpha and bandwidth to the
+measured 2-node Allreduce ladder, checks its 2-node step predictions against the
+measured steps, and projects 8-64 nodes at 10/25/100 Gbit/s with the fitted latency and
+the fitted share of the nominal bandwidth: flat (every rank in one ring: each node's link
+carries ranks-per-node times the bytes) against hierarchical (one exchange per node),
+each without and with perfect overlap of the inter-node part with compute.
 """
 
 from __future__ import annotations
@@ -78,9 +84,63 @@ def step_time(model: str, nodes: int, ranks_per_node: int, rate: float, node_bw:
             "samples_per_s": nodes * ranks_per_node * batch / total}
 
 
+def fit_link(ladder: list[list[float]]) -> tuple[float, float]:
+    """(alpha seconds, bytes/s) of a 2-node ring Allreduce, t = 2 alpha + bytes / bw: the
+    bandwidth from the two largest sizes of the measured ladder of (bytes, seconds), alpha
+    from the smallest (a least-squares line lets the large sizes swamp the latency)."""
+    rows = sorted(ladder)
+    (small, t_small), (b1, t1), (b2, t2) = rows[0], rows[-2], rows[-1]
+    bandwidth = (b2 - b1) / (t2 - t1)
+    return max((t_small - small / bandwidth) / 2, 1e-6), bandwidth
+
+
+def nominal(rate: str) -> float:
+    """Bytes/s of a tc rate such as '10gbit' or '100mbit'."""
+    number = float(rate.rstrip("gmkbit"))
+    return number * {"g": 1e9, "m": 1e6, "k": 1e3}[rate.rstrip("bit")[-1]] / 8
+
+
+def links_report(path: str, rate: float, bandwidth: float, overhead: float) -> None:
+    data = json.load(open(path))
+    fitted = {name: fit_link(ladder) for name, ladder in data["links"].items()}
+    print("\nemulated links (cluster in a box), fitted to the 2-node Allreduce ladder:")
+    for name, (alpha, link) in fitted.items():
+        print(f"  {name:>8}: alpha {1e6 * alpha:6.1f} us, {link / 1e9:6.3f} GB/s "
+              f"({link / nominal(name):.0%} of nominal)")
+    print("\n2-node predictions against the measured steps (1 rank per node):")
+    for row in data["steps"]:
+        if row["layout"] != "2x1-allreduce" or row["rate"] not in fitted:
+            continue
+        alpha, link = fitted[row["rate"]]
+        predicted = step_time(row["model"], 2, 1, rate, bandwidth, alpha, link, overhead)
+        print(f"  {row['rate']:>8} {row['model']}: predicted {1e3 * predicted['total']:7.1f} ms "
+              f"(inter-node {1e3 * predicted['inter']:6.1f}), measured "
+              f"{1e3 * row['step_median_s']:7.1f} ms "
+              f"({row['step_median_s'] / predicted['total']:.2f}x)")
+    best = max(fitted, key=lambda name: nominal(name))
+    alpha, share = fitted[best][0], fitted[best][1] / nominal(best)
+    print(f"\nprojection, medium MLP, 32 ranks/node, alpha {1e6 * alpha:.0f} us and "
+          f"{share:.0%} of nominal bandwidth (the {best} fit); step ms, flat / hierarchical "
+          "/ hierarchical with the inter-node part fully overlapped:")
+    node_counts = [2, 8, 16, 32, 64]
+    print(f"{'link':>9}" + "".join(f"{n:>22}" for n in node_counts))
+    for gbps in (10, 25, 100):
+        link = gbps * 1e9 / 8 * share
+        cells = []
+        for nodes in node_counts:
+            hier = step_time("medium", nodes, 32, rate, bandwidth * 16, alpha, link, overhead)
+            flat = step_time("medium", nodes, 32, rate, bandwidth * 16, alpha, link / 32,
+                             overhead)
+            overlapped = max(hier["compute"], hier["inter"]) + hier["intra"]
+            cells.append(f"{1e3 * flat['total']:6.1f}/{1e3 * hier['total']:5.1f}/"
+                         f"{1e3 * overlapped:5.1f}")
+        print(f"{gbps:>6} Gb" + "".join(f"{c:>22}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", help="scripts/bench.py --json output, to validate against")
+    parser.add_argument("--links", help="scripts/multinode_bench.py --json output: fit links")
     parser.add_argument("--alpha-us", type=float, default=2.0, help="inter-node latency, us")
     parser.add_argument("--gbps", type=float, default=100.0, help="inter-node bandwidth, Gb/s")
     parser.add_argument("--ranks-per-node", type=int, default=32)
@@ -104,6 +164,8 @@ def main() -> None:
                   f"{1e3 * predicted['total']:8.2f} ms, measured "
                   f"{1e3 * result['step_median_s']:8.2f} ms "
                   f"({result['step_median_s'] / predicted['total']:.2f}x)")
+    if args.links:
+        links_report(args.links, rate, bandwidth, args.overhead)
     print(f"\nprojected step (ms) and efficiency (compute share of the step, 100% = no "
           f"reduction cost), {args.ranks_per_node} ranks/node:")
     node_counts = [1, 2, 4, 8, 16, 32, 64]
