@@ -21,6 +21,7 @@ import numpy as np
 
 from distbp.errors import CollectiveError, ConfigError
 from distbp.dist.launch import LAUNCHER_SIZE_VARS, check_launcher_family, launched_under_mpi
+from distbp.dist.segments import release_segment_names
 from distbp.dist.watchdog import Watchdog
 
 T = TypeVar("T")
@@ -196,43 +197,12 @@ class MPIComm(SerialComm):
         return arrays
 
 
-class SubComm(SerialComm):
-    """A sub-communicator's buffer collectives, timed by its parent's watchdog."""
+class SubComm(MPIComm):
+    """A sub-communicator's collectives (MPIComm's verbs), timed by its parent's watchdog."""
 
-    def __init__(self, parent: MPIComm, comm: Any) -> None:
+    def __init__(self, parent: MPIComm, comm: Any) -> None:  # noqa: D107 - no MPIComm setup
         self.parent, self.comm, self.MPI = parent, comm, parent.MPI
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
-
-    def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
-        """In-place Allreduce over the sub-communicator."""
-        with self.parent.waiting("cross-node Allreduce"):
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
-                                op=self.MPI.MAX if op == "max" else self.MPI.SUM)
-
-    def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
-        """Bcast over the sub-communicator."""
-        with self.parent.waiting("cross-node Bcast"):
-            self.comm.Bcast(buffer, root=root)
-
-
-def release_segment_names(maps: str = "/proc/self/maps") -> list[str]:
-    """Unlink the names of the /dev/shm segments MPICH mapped into this process.
-
-    The memory stays until every rank unmaps it, but no name is left behind when the job
-    dies without MPI_Finalize (an abort, a killed rank, Ctrl-C): MPICH's segments would
-    otherwise pile up in /dev/shm until reboot. Returns the names removed."""
-    removed = []
-    try:
-        with open(maps) as mapped:
-            names = {token for line in mapped for token in line.split()
-                     if token.startswith("/dev/shm/mpich_shm_")}
-    except OSError:
-        return removed
-    for name in sorted(names):
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-            removed.append(name)
-    return removed
+        self.rank, self.size, self.watchdog = comm.Get_rank(), comm.Get_size(), parent.watchdog
 
 
 def world(stall_timeout: float | None = None) -> SerialComm:

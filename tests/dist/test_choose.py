@@ -12,18 +12,21 @@ from distbp.dist.fixedpoint import FixedPointSum
 from distbp.dist.reduction import AllreduceSum
 
 
-def comm(size, nodes):
-    return SimpleNamespace(size=size, nodes=nodes)
+def comm(size, nodes, local_sizes=(1,)):
+    return SimpleNamespace(size=size, nodes=nodes, local_size=local_sizes[0],
+                           allgather=lambda _: list(local_sizes))
 
 
-def test_auto_shares_memory_on_one_node_with_several_ranks():
+def test_auto_shares_memory_on_one_node_and_goes_hierarchical_across_nodes():
     assert resolve("auto", comm(4, 1)) == "shared"
-    assert resolve("auto", comm(4, 2)) == "allreduce"
+    assert resolve("auto", comm(4, 2, [2, 2, 2, 2])) == "hierarchical"
+    assert resolve("auto", comm(2, 2, [1, 1])) == "allreduce"  # one rank per node: no gain
+    assert resolve("auto", comm(3, 2, [2, 1, 2])) == "allreduce"  # uneven nodes
     assert resolve("auto", comm(1, 1)) == "allreduce"
     assert resolve("exact", comm(4, 1)) == "exact"
     with pytest.raises(ValueError, match="unknown reduce 'ring'"):
         resolve("ring", comm(1, 1))
-    assert set(REDUCTIONS) == {"allreduce", "shared", "exact"}
+    assert set(REDUCTIONS) == {"allreduce", "shared", "hierarchical", "exact"}
 
 
 def test_make_trainer_picks_the_reduction():

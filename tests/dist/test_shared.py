@@ -37,5 +37,5 @@ def test_one_rank_gives_the_allreduce_bits():
 def test_ranks_on_several_nodes_are_refused():
     model = mlp([2, 2])
     two_nodes = SimpleNamespace(nodes=2)
-    with pytest.raises(ValueError, match="shared-memory reduction needs all ranks on one node"):
+    with pytest.raises(ValueError, match="--reduce shared needs all ranks on one node"):
         SharedMemorySum().attach(model, distbp.SGD(model, lr=0.1), two_nodes)

@@ -17,6 +17,7 @@ from conftest import mlp
 from distbp.data.sampler import GlobalBatchSampler, shard_range
 from distbp.dist.comm import SerialComm, world
 from distbp.dist.reduction import AllreduceSum, Slot
+from distbp.dist.hierarchical import HierarchicalSum
 from distbp.dist.shared import SharedMemorySum
 from distbp.dist.step import DataParallel
 
@@ -79,7 +80,7 @@ def fit(comm, make_optimizer, epochs=3, batch=23, reduction=AllreduceSum):
     return model.flat_params.copy(), checksums
 
 
-@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum])
+@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum, HierarchicalSum])
 @pytest.mark.parametrize("make_optimizer", [
     lambda m: distbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda m: distbp.AdamW(m, lr=0.01),
@@ -120,7 +121,7 @@ def cnn_fit(comm, reduction, batch, steps=4):
     return model
 
 
-@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum])
+@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum, HierarchicalSum])
 @pytest.mark.parametrize("batch", [23, 3])
 def test_cnn_with_batchnorm_and_dropout_is_rank_count_invariant(comm, reduction, batch):
     distributed = cnn_fit(comm, reduction, batch)
@@ -150,7 +151,7 @@ def lstm_fit(comm, reduction, batch, clip=None, steps=4):
     return model, norms
 
 
-@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum])
+@pytest.mark.parametrize("reduction", [AllreduceSum, SharedMemorySum, HierarchicalSum])
 @pytest.mark.parametrize("batch,clip", [(13, None), (3, None), (13, 0.05), (3, 0.05)])
 def test_recurrent_model_with_clipping_is_rank_count_invariant(comm, reduction, batch, clip):
     distributed, norms = lstm_fit(comm, reduction, batch, clip)
