@@ -8,6 +8,7 @@ import pytest
 
 import distbp
 from distbp import train
+from distbp.dist.comm import world
 
 
 def mlp(sizes: list[int], activation=distbp.Tanh, seed: int = 0,
@@ -18,6 +19,18 @@ def mlp(sizes: list[int], activation=distbp.Tanh, seed: int = 0,
         if index < len(sizes) - 2:
             layers.append(activation())
     return distbp.Sequential(layers, seed=seed, dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def comm():
+    """COMM_WORLD under mpirun (the `mpi`-marked suite), else the serial communicator."""
+    return world()
+
+
+def problem(seed: int, count: int, features: int = 5, classes: int = 3):
+    """Seeded standard-normal rows and integer labels."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
 
 
 def float64_model(*layers: distbp.Layer, seed: int = 1) -> distbp.Sequential:

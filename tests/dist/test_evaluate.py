@@ -4,7 +4,7 @@ and exact mode's evaluation the same bits at any rank count. MPI suite (see test
 import numpy as np
 import pytest
 
-from conftest import mlp
+from conftest import mlp, problem
 
 import distbp
 from distbp.dist.comm import SerialComm, world
@@ -12,16 +12,6 @@ from distbp.dist.evaluate import evaluate, evaluate_exact
 
 LOSS = distbp.SoftmaxCrossEntropy()
 pytestmark = pytest.mark.mpi  # in-process MPI suite: test_under_mpirun.py runs it at 1-4 ranks
-
-
-@pytest.fixture(scope="module")
-def comm():
-    return world()
-
-
-def problem(seed: int, count: int, features: int = 5, classes: int = 3):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
 
 
 def test_distributed_evaluation_is_exact(comm):

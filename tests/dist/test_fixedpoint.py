@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from conftest import mlp
+from conftest import mlp, problem
 
 import distbp
 from distbp.data.sampler import GlobalBatchSampler
@@ -15,16 +15,6 @@ from distbp.dist.fixedpoint import FixedPointSum, scales_for
 from distbp.dist.step import DataParallel
 
 LOSS = distbp.SoftmaxCrossEntropy()
-
-
-@pytest.fixture(scope="module")
-def comm():
-    return world()
-
-
-def problem(seed: int, count: int, features: int = 5, classes: int = 3):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
 
 
 def exact_fit(comm, batches):

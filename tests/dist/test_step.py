@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import distbp
-from conftest import mlp
+from conftest import mlp, problem
 
 from distbp.data.sampler import GlobalBatchSampler, shard_range
 from distbp.dist.comm import SerialComm, world
@@ -23,16 +23,6 @@ from distbp.dist.step import DataParallel
 
 LOSS = distbp.SoftmaxCrossEntropy()
 pytestmark = pytest.mark.mpi  # in-process MPI suite: test_under_mpirun.py runs it at 1-4 ranks
-
-
-@pytest.fixture(scope="module")
-def comm():
-    return world()
-
-
-def problem(seed: int, count: int, features: int = 5, classes: int = 3):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((count, features)), rng.integers(0, classes, count)
 
 
 def distributed_gradient(model, x, y, comm, micro_batch_size=None):
