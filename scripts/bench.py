@@ -44,7 +44,8 @@ def worker(args: argparse.Namespace) -> None:
     model = distbp.Sequential(layers[:-1], seed=0)
     trainer = make_trainer(model, distbp.SGD(model, lr=0.01), distbp.SoftmaxCrossEntropy(),
                            comm, args.reduce, exact=args.exact,
-                           exact_shard_size=args.exact_shard_size)
+                           exact_shard_size=args.exact_shard_size,
+                           compression=args.grad_compression)
     rng = np.random.default_rng(comm.rank)
     x = rng.standard_normal((per_rank, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], per_rank)
@@ -90,7 +91,7 @@ def worker(args: argparse.Namespace) -> None:
                           "step_s": step_times, "exposed_comm_s": exposed,
                           "gemm_floor_s": floor, "allreduce_s": allreduce_alone,
                           "params": model.num_parameters, "blas": blas,
-                          "reduce": type(trainer.reduction).__name__, "nodes": comm.nodes,
+                          "reduce": trainer.reduction.describe(), "nodes": comm.nodes,
                           "wire_bytes_per_step": sent}))
 
 
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--reduce", default="auto",
                         choices=("auto", "shared", "allreduce", "hierarchical"))
     parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
+    parser.add_argument("--grad-compression", default="none", choices=("none", "bf16", "fp16"))
     parser.add_argument("--exact-shard-size", type=int, default=128)
     parser.add_argument("--global-batch", type=int, default=0,
                         help="split this global batch over the ranks (default: the model's "

@@ -27,12 +27,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "cluster" / "local-cluster.sh"
-LAYOUTS = {  # nodes x ranks per node, reduction -> (mpiexec placement, --reduce)
+LAYOUTS = {  # nodes x ranks per node, reduction -> (mpiexec placement, --reduce[, codec])
     "1x2-shared": (["-n", "2", "-hosts", "node1"], "shared"),
     "2x1-allreduce": (["-n", "2", "-ppn", "1"], "allreduce"),
     "2x2-allreduce": (["-n", "4", "-ppn", "2"], "allreduce"),
     "2x2-hierarchical": (["-n", "4", "-ppn", "2"], "hierarchical"),
+    "2x1-bf16": (["-n", "2", "-ppn", "1"], "hierarchical", "bf16"),
+    "2x1-fp16": (["-n", "2", "-ppn", "1"], "hierarchical", "fp16"),
 }
+DEFAULT_LAYOUTS = "1x2-shared,2x1-allreduce,2x2-allreduce,2x2-hierarchical"
 
 
 def cpu_model() -> str:
@@ -43,13 +46,13 @@ def cpu_model() -> str:
 
 
 def run_layout(layout: str, args: argparse.Namespace) -> dict:
-    placement, reduce = LAYOUTS[layout]
+    placement, reduce, *codec = LAYOUTS[layout]
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     command = ["bash", str(CLUSTER), "mpiexec", *placement, sys.executable,
                str(ROOT / "scripts" / "bench.py"), "--worker", "--model", args.model,
                "--steps", str(args.steps), "--repeats", "1", "--threads", "1",
-               "--reduce", reduce]
+               "--reduce", reduce, "--grad-compression", codec[0] if codec else "none"]
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"{layout}: worker failed:\n{out.stderr[-3000:]}")
@@ -96,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="10gbit,1gbit")
     parser.add_argument("--model", default="medium", help="scripts/bench.py's MODELS")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated")
+    parser.add_argument("--layouts", default=DEFAULT_LAYOUTS,
+                        help=f"comma-separated, of: {', '.join(LAYOUTS)}")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--json")

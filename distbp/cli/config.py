@@ -34,8 +34,8 @@ GROUPS = {  # --help shows the flags in these groups, in this order
                      "--weight-decay", "--schedule", "--step-epochs", "--gamma",
                      "--warmup-epochs", "--lr-scaling", "--base-batch-size",
                      "--clip-grad-norm"),
-    "parallelism": ("--reduce", "--exact", "--exact-shard-size", "--micro-batch-size",
-                    "--blas-threads"),
+    "parallelism": ("--reduce", "--grad-compression", "--exact", "--exact-shard-size",
+                    "--micro-batch-size", "--blas-threads"),
     "checkpoints and models": ("--checkpoint-dir", "--checkpoint-every", "--keep-checkpoints",
                                "--resume", "--save-model", "--init-from"),
     "reliability": ("--stall-timeout", "--on-nonfinite"),
@@ -108,6 +108,10 @@ def build_parser() -> Parser:
         help="gradient sum: 'shared' memory within one node (auto's choice there); across "
              "nodes 'hierarchical' (shared memory within each node, one Allreduce between "
              "nodes per part) or a flat 'allreduce'; auto picks as cluster/README.md says")
+    add("--grad-compression", default="none", choices=("none", "bf16", "fp16"),
+        help="gradients between nodes as 16-bit values summed in float32 (half the bytes "
+             "on the wire; results then depend on the node count); within a node the sum "
+             "stays exact. See cluster/README.md")
     add("--seed", type=int, default=0, help="initialisation, epoch order, dropout masks")
     add("--dtype", default="float32", choices=("float32", "float64"), help="compute dtype")
     add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
@@ -189,6 +193,9 @@ def validate(args: argparse.Namespace) -> None:
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
     check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
     check(args.exact_shard_size > 0, f"--exact-shard-size must be > 0, got {args.exact_shard_size}")
+    check(not (args.exact and args.grad_compression != "none"),
+          f"--exact is bitwise exact at any rank count; --grad-compression "
+          f"{args.grad_compression} rounds the gradients: choose one")
     check(not (args.exact and args.reduce in ("shared", "hierarchical")),
           f"--exact reduces in fixed point over MPI; it does not combine with --reduce "
           f"{args.reduce}")

@@ -36,7 +36,8 @@ SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE 
 
 def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Position, Progress]:
     """Build, agree, check the output paths, restore: everything before the loop."""
-    reduction = make_reduction(reduction_name(args), comm, args.exact_shard_size)
+    reduction = comm.run_agreed(lambda: make_reduction(
+        reduction_name(args), comm, args.exact_shard_size, args.grad_compression))
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))
     run = comm.run_agreed(lambda: setup(args, comm, reduction))
     run.trainer.broadcast_parameters()
@@ -183,7 +184,10 @@ def start_line(comm: SerialComm, run: Run, blas: str, position: state.Position) 
     return (f"{comm.size} rank(s) on {comm.nodes} node(s){', ' + slurm if slurm else ''}, "
             f"MPI: {comm.library}; BLAS: {blas}; {run.model!r}, {run.model.num_parameters} "
             f"parameters; dataset {data.name} {len(data.x_train)}/{len(data.x_test)}; global "
-            f"batch {run.batch}; {type(run.trainer.reduction).__name__}"
+            f"batch {run.batch}; {run.trainer.reduction.describe()}"
+            + (f" (--grad-compression {codec}: one node, no wire; the sum stays exact)"
+               if (codec := run.fingerprint.get("grad_compression")) and comm.nodes == 1
+               else "")
             + (f"; resumed at step {position.step}" if position.step else ""))
 
 

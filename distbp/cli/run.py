@@ -115,6 +115,8 @@ def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> R
         "exact": reduction.fingerprint(),
         # new settings join the fingerprint only when used: older checkpoints still resume
         **({"clip_grad_norm": args.clip_grad_norm} if args.clip_grad_norm else {}),
-        **({"loss": args.loss} if args.loss != "cross-entropy" else {})}
+        **({"loss": args.loss} if args.loss != "cross-entropy" else {}),
+        **({"grad_compression": args.grad_compression}
+           if args.grad_compression != "none" else {})}
     return Run(dataset, model, optimizer, build_schedule(args, lr, sampler.steps_per_epoch),
                sampler, trainer, batch, fingerprint)

@@ -15,20 +15,24 @@ from distbp.nn.losses import Loss
 from distbp.nn.sequential import Sequential
 from distbp.optim.optimizers import Optimizer
 
-# name -> factory(exact mode's micro-shard size)
-REDUCTIONS: dict[str, Callable[[int], Reduction]] = {
-    "allreduce": lambda shard_size: AllreduceSum(),
-    "shared": lambda shard_size: SharedMemorySum(),
-    "hierarchical": lambda shard_size: HierarchicalSum(),
-    "exact": FixedPointSum,
+# name -> factory(exact mode's micro-shard size, gradient compression between nodes)
+REDUCTIONS: dict[str, Callable[[int, str], Reduction]] = {
+    "allreduce": lambda shard_size, compression: AllreduceSum(),
+    "shared": lambda shard_size, compression: SharedMemorySum(),
+    "hierarchical": lambda shard_size, compression: HierarchicalSum(compression),
+    "exact": lambda shard_size, compression: FixedPointSum(shard_size),
 }
 
 
-def resolve(name: str, comm: SerialComm) -> str:
+def resolve(name: str, comm: SerialComm, compression: str = "none") -> str:
     """'auto': shared memory on one node with several ranks; across nodes with the same
     number (> 1) of ranks on each, hierarchical (1.12-1.13x the flat Allreduce at 2 nodes
     x 2 ranks on 1 and 10 Gbit/s links, cluster/README.md); else the flat Allreduce.
     Every rank resolves the same name (the sizes come from a collective)."""
+    if compression != "none" and comm.nodes > 1:  # compression lives between nodes
+        check(name in ("auto", "hierarchical"), f"--grad-compression {compression} "
+              f"compresses between nodes in --reduce hierarchical, not with --reduce {name}")
+        return "hierarchical"
     if name == "auto":
         if comm.size == 1:
             return "allreduce"
@@ -40,16 +44,20 @@ def resolve(name: str, comm: SerialComm) -> str:
     return name
 
 
-def make_reduction(name: str, comm: SerialComm, shard_size: int = 128) -> Reduction:
-    """The reduction called `name` (or 'auto'); shard_size: exact mode's micro-shards."""
-    return REDUCTIONS[resolve(name, comm)](shard_size)
+def make_reduction(name: str, comm: SerialComm, shard_size: int = 128,
+                   compression: str = "none") -> Reduction:
+    """The reduction called `name` (or 'auto'); shard_size: exact mode's micro-shards;
+    compression ('bf16', 'fp16'): of the gradients between nodes (several nodes only)."""
+    return REDUCTIONS[resolve(name, comm, compression)](shard_size, compression)
 
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
                  reduce: str = "auto", micro_batch_size: int | None = None,
-                 exact: bool = False, exact_shard_size: int = 128, seed: int = 0) -> DataParallel:
+                 exact: bool = False, exact_shard_size: int = 128, seed: int = 0,
+                 compression: str = "none") -> DataParallel:
     """The step `python -m distbp.train` uses. reduce: 'shared' (within one node),
     'allreduce', or 'auto'; exact: the fixed-point reduction (bitwise equal at any rank
-    count). seed: of the Dropout masks."""
-    reduction = make_reduction("exact" if exact else reduce, comm, exact_shard_size)
+    count). seed: of the Dropout masks. compression: 'bf16' or 'fp16' between nodes."""
+    reduction = make_reduction("exact" if exact else reduce, comm, exact_shard_size,
+                               compression)
     return DataParallel(model, optimizer, loss, comm, micro_batch_size, reduction, seed)

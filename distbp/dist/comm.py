@@ -58,6 +58,14 @@ class SerialComm:
     def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
         """Overwrite `buffer` with root's."""
 
+    def Alltoall(self, send: np.ndarray, recv: np.ndarray) -> None:  # noqa: N802
+        """Block j of `send` (size/ranks elements) to rank j; recv block j from rank j."""
+        np.copyto(recv, send)
+
+    def Allgather(self, send: np.ndarray, recv: np.ndarray) -> None:  # noqa: N802
+        """Every rank's `send`, concatenated in rank order, into `recv`."""
+        np.copyto(recv, send)
+
     def allgather(self, obj: T) -> list[T]:
         """Every rank's `obj` (small, pickled), in rank order."""
         return [obj]
@@ -106,6 +114,15 @@ class SerialComm:
         return result
 
 
+def timed(verb: str) -> Callable[..., Any]:
+    """An MPIComm method calling mpi4py's `verb` under the stall watchdog."""
+    def call(self: MPIComm, *args: Any, **kwargs: Any) -> Any:
+        with self.waiting(verb):
+            return getattr(self.comm, verb)(*args, **kwargs)
+    call.__doc__ = f"MPI {verb} (see SerialComm.{verb}), timed by the stall watchdog."
+    return call
+
+
 class MPIComm(SerialComm):
     """A wrapper over an mpi4py communicator (COMM_WORLD by default)."""
 
@@ -125,11 +142,9 @@ class MPIComm(SerialComm):
         self.windows: list[Any] = []  # shared-memory windows, kept alive with this object
         self.subcomms: list[SubComm] = []  # freed at exit with the windows (release)
         atexit.register(self.release)  # runs before mpi4py's MPI_Finalize (atexit is LIFO)
-        # Nodes as MPI sees them (the ranks that share memory), not by hostname: two
-        # namespaces or containers with one hostname are still two nodes.
-        with self.waiting("node bcast"):
-            leader = self.node.bcast(self.rank)
-        self.nodes = len(set(self.allgather(leader)))
+        with self.waiting("node bcast"):  # nodes as MPI sees them (ranks sharing memory),
+            leader = self.node.bcast(self.rank)  # not hostnames: two containers with one
+        self.nodes = len(set(self.allgather(leader)))  # hostname are still two nodes
         self.library = MPI.Get_library_version().splitlines()[0].strip()
 
     def Allreduce(self, buffer: np.ndarray, op: str = "sum") -> None:  # noqa: N802
@@ -138,28 +153,16 @@ class MPIComm(SerialComm):
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer,
                                 op=self.MPI.MAX if op == "max" else self.MPI.SUM)
 
-    def Bcast(self, buffer: np.ndarray, root: int = 0) -> None:  # noqa: N802
-        """MPI Bcast of a buffer from root."""
-        with self.waiting("Bcast"):
-            self.comm.Bcast(buffer, root=root)
-
-    def allgather(self, obj: T) -> list[T]:
-        """MPI allgather of a small object."""
-        with self.waiting("allgather"):
-            return self.comm.allgather(obj)
-
-    def bcast(self, obj: T, root: int = 0) -> T:
-        """MPI bcast of a small object."""
-        with self.waiting("bcast"):
-            return self.comm.bcast(obj, root=root)
-
-    def Barrier(self) -> None:  # noqa: N802
-        """MPI Barrier over every rank."""
-        with self.waiting("Barrier"):
-            self.comm.Barrier()
+    # The other verbs call mpi4py's of the same name, timed by the watchdog (see SerialComm)
+    Bcast = timed("Bcast")
+    Alltoall = timed("Alltoall")
+    Allgather = timed("Allgather")
+    allgather = timed("allgather")
+    bcast = timed("bcast")
+    Barrier = timed("Barrier")
 
     def Abort(self, code: int = 1) -> None:  # noqa: N802
-        """MPI_Abort: the launcher ends every rank."""
+        """MPI_Abort (not watched: the watchdog calls it): the launcher ends every rank."""
         self.comm.Abort(code)
 
     def node_barrier(self) -> None:
@@ -189,12 +192,8 @@ class MPIComm(SerialComm):
         with self.waiting("shared-memory window"):
             window = self.MPI.Win.Allocate_shared(mine, itemsize, comm=self.node)
         self.windows.append(window)
-        owners = [0] if single else range(self.local_size)
-        arrays = []
-        for owner in owners:
-            memory, _ = window.Shared_query(owner)
-            arrays.append(np.frombuffer(memory, dtype=dtype, count=count))
-        return arrays
+        return [np.frombuffer(window.Shared_query(owner)[0], dtype=dtype, count=count)
+                for owner in ([0] if single else range(self.local_size))]
 
 
 class SubComm(MPIComm):

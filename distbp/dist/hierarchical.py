@@ -6,14 +6,19 @@ summed it in shared memory), so the nodes exchange their partial sums part by pa
 local_size Allreduces of size/local_size run side by side on the link, instead of every
 rank sending the whole gradient. The update is SharedMemorySum's: one per node, split
 local_size ways, into one shared copy of the parameters and optimizer state per node.
+With compression ("bf16", "fp16"), the parts cross the wire as 16-bit codes summed in
+float32 (distbp.dist.compress); the statistics, summed first, stay exact.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distbp.dist.comm import SerialComm
-from distbp.dist.reduction import StepResult, result_of
+from distbp.dist.compress import CODECS, CompressedSum, fp16_scale
+from distbp.dist.reduction import FLOAT_SLOTS, StepResult, result_of
 from distbp.dist.shared import SharedMemorySum
 from distbp.errors import check
 from distbp.nn.sequential import Sequential
@@ -26,6 +31,16 @@ class HierarchicalSum(SharedMemorySum):
 
     across_nodes = True
 
+    def __init__(self, compression: str = "none") -> None:
+        check(compression in ("none", *CODECS), f"unknown gradient compression '{compression}'")
+        self.compression = compression
+        self.compressor: CompressedSum | None = None
+
+    def describe(self) -> str:
+        if self.compression == "none":
+            return super().describe()
+        return f"{super().describe()} ({self.compression} between nodes)"
+
     def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
         """Needs the same number of ranks on every node (the parts must line up)."""
         sizes = comm.allgather(comm.local_size)
@@ -34,14 +49,32 @@ class HierarchicalSum(SharedMemorySum):
         self.cross = comm.cross_node()  # local rank r of every node
         super().attach(model, optimizer, comm)
         self.counts_norm = self.cross.rank == 0  # every node holds the same parts
+        if self.compression != "none" and self.cross.size > 1:
+            self.compressor = CompressedSum(self.compression, len(self.reduced), self.cross)
+            self.head = np.zeros(FLOAT_SLOTS + 1)  # the statistics, then fp16's bound
 
     def reduce(self) -> StepResult:
         """The node's sum of my part and the statistics, then their sum over nodes."""
         stats = self.node_sum()
-        tail = self.wire[len(self.reduced):]
-        tail[...] = stats
-        self.cross.Allreduce(self.wire)
-        return result_of(tail.astype(np.float64))
+        if self.compressor is None:
+            tail = self.wire[len(self.reduced):]
+            tail[...] = stats
+            self.cross.Allreduce(self.wire)
+            return result_of(tail.astype(np.float64))
+        head, part, fp16 = self.head, self.reduced, self.compression == "fp16"
+        head[:FLOAT_SLOTS] = stats
+        head[-1] = max(float(part.max()), -float(part.min())) if fp16 and part.size else 0.0
+        self.cross.Allreduce(head)  # exact statistics; the sum of the nodes' largest values
+        result = result_of(head[:FLOAT_SLOTS])
+        if result.nonfinite or not math.isfinite(head[-1]):
+            result.nonfinite = True  # caught before any value is encoded
+            return result
+        self.compressor.sum(part, fp16_scale(head[-1]) if fp16 else 1.0)
+        return result
+
+    def wire_bytes(self) -> int:
+        """Bytes this rank has sent between nodes for gradients (compressed), all steps."""
+        return self.compressor.wire_bytes if self.compressor else 0
 
     def broadcast_parameters(self, root: int = 0) -> None:
         """Node leaders receive root's shared parameters; their node sees them."""

@@ -64,6 +64,10 @@ class Reduction:
         """BLAS threads per rank when the user sets none: the node's cores shared out."""
         return auto_threads(local_size)
 
+    def describe(self) -> str:
+        """The reduction as the start line names it."""
+        return type(self).__name__
+
     def fingerprint(self) -> tuple[bool, int | None]:
         """What a checkpoint must agree on: (exact, micro-shard size)."""
         return (False, None)

@@ -27,6 +27,9 @@ from distbp.cli.config import GROUPS, build_parser, parse_every
     (["--model", "lstmx"], "--model: unknown layer 'lstmx'"),
     (["--model", "rnn8"], "--model: 'rnn8' needs sequences (time, features) or square images"),
     (["--clip-grad-norm", "0"], "--clip-grad-norm must be a finite number > 0, got 0.0"),
+    (["--exact", "--grad-compression", "fp16"], "--exact is bitwise exact at any rank count; "
+     "--grad-compression fp16 rounds the gradients: choose one"),
+    (["--grad-compression", "int8"], "argument --grad-compression: invalid choice: 'int8'"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, flags, message):
     code, out, err = run(capsys, *flags)

@@ -285,3 +285,59 @@ def restore_node2(env: dict) -> None:
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["scontrol", "update", "NodeName=node2", "State=RESUME"], env=env,
                    capture_output=True, timeout=10)
+
+
+def accuracy(stdout: str) -> float:
+    return float(re.search(r"final test accuracy: ([\d.]+)", stdout)[1])
+
+
+def test_compression_halves_the_bytes_between_nodes(cluster, tmp_path):
+    flags = ["--epochs", "1", "--hidden", "256,256", "--optimizer", "adam", "--lr", "0.002"]
+    moved, accuracies = {}, {}
+    for codec in ("none", "bf16", "fp16"):
+        before = sent(1)
+        result = train(cluster, tmp_path, ["-n", "2", "-ppn", "1"], *flags,
+                       "--grad-compression", codec)
+        assert result.returncode == 0, result.stderr
+        moved[codec], accuracies[codec] = sent(1) - before, accuracy(result.stdout)
+        if codec != "none":
+            assert f"HierarchicalSum ({codec} between nodes)" in result.stdout
+    for codec in ("bf16", "fp16"):
+        assert 0.4 < moved[codec] / moved["none"] < 0.6, moved
+        assert abs(accuracies[codec] - accuracies["none"]) < 0.02, accuracies
+
+
+def test_compressed_runs_resume_exactly_and_stay_close(cluster, tmp_path):
+    flags = [*FLAGS, "--epochs", "3", "--keep-checkpoints", "5", "--grad-compression", "fp16"]
+    where = ["-n", "4", "-ppn", "2"]
+    whole = train(cluster, tmp_path, where, *flags, "--checkpoint-dir", "a",
+                  "--save-model", "whole.npz")
+    assert whole.returncode == 0, whole.stderr
+    (tmp_path / "b").mkdir()
+    epoch1 = sorted((tmp_path / "a").glob("ckpt-*.npz"))[0]
+    shutil.copy(epoch1, tmp_path / "b" / epoch1.name)
+    rest = train(cluster, tmp_path, where, *flags, "--checkpoint-dir", "b", "--resume",
+                 "--save-model", "resumed.npz")
+    assert rest.returncode == 0, rest.stderr
+    assert np.array_equal(params(tmp_path / "resumed.npz"), params(tmp_path / "whole.npz"))
+    one = serial(tmp_path, *FLAGS, "--epochs", "3", "--save-model", "one.npz")
+    assert abs(accuracy(whole.stdout) - accuracy(one.stdout)) < 0.02
+    assert 0 < np.max(np.abs(params(tmp_path / "whole.npz") - params(tmp_path / "one.npz")))
+
+
+def test_compression_needs_the_hierarchical_reduction(cluster, tmp_path):
+    result = train(cluster, tmp_path, ["-n", "2", "-ppn", "1"], "--reduce", "allreduce",
+                   "--grad-compression", "bf16")
+    assert result.returncode == 2
+    assert "--grad-compression bf16 compresses between nodes in --reduce hierarchical, not " \
+           "with --reduce allreduce" in result.stderr
+
+
+@pytest.mark.parametrize("codec", ["bf16", "fp16"])
+def test_compression_still_catches_non_finite_gradients(cluster, tmp_path, codec):
+    env = {**cluster, "DISTBP_FAULT_INJECT": "1:5:nan"}
+    result = mpiexec(env, tmp_path, "-n", "2", "-ppn", "1", sys.executable,
+                     str(ROOT / "tests" / "faults.py"), "--epochs", "1",
+                     "--grad-compression", codec)
+    assert result.returncode == 2, result.stderr
+    assert "non-finite loss or gradient at step 5" in result.stderr
