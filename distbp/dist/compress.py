@@ -26,14 +26,18 @@ FP16_MAX = 65504.0
 Array = np.ndarray
 
 
-def encode(codec: str, values: Array, out: Array) -> None:
-    """float32 values (n,) -> 16-bit codes in out (n,) uint16."""
+def encode(codec: str, values: Array, out: Array, work: Array | None = None) -> None:
+    """float32 values (n,) -> 16-bit codes in out (n,) uint16; work: (n,) uint32 scratch."""
     if codec == "fp16":
         np.copyto(out.view(np.float16), values, casting="same_kind")
         return
     bits = values.view(np.uint32)  # bf16: the top half, rounded to nearest even
-    rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
-    np.copyto(out, rounded >> np.uint32(16), casting="unsafe")
+    work = np.empty(len(values), np.uint32) if work is None else work
+    np.right_shift(bits, np.uint32(16), out=work)
+    np.bitwise_and(work, np.uint32(1), out=work)  # the kept half's last bit: ties to even
+    work += bits
+    work += np.uint32(0x7FFF)
+    np.copyto(out, work.view(np.uint16)[1::2])  # little-endian: the high half
 
 
 def decode(codec: str, codes: Array, out: Array) -> None:
@@ -61,24 +65,29 @@ class CompressedSum:
         self.block = -(-length // comm.size)  # each rank sums one block
         size = self.block * comm.size
         self.send, self.recv = np.zeros(size, np.uint16), np.zeros(size, np.uint16)
-        self.gathered = np.zeros(size, np.uint16)
-        self.values = np.zeros(size, np.float32)  # the vector, scaled, padded with zeros
+        self.gathered, self.mine = np.zeros(size, np.uint16), np.zeros(self.block, np.uint16)
+        self.values = np.zeros(length, np.float32)  # the vector, scaled, in float32
         self.total, self.term = np.zeros(self.block, np.float32), np.zeros(self.block, np.float32)
+        self.work = np.zeros(length, np.uint32)  # bf16's rounding scratch
         self.wire_bytes = 0  # sent by this rank, all steps
 
     def sum(self, vector: Array, scale: float = 1.0) -> None:
         """vector (length,) <- the sum over ranks of everyone's vector, in place."""
-        block, rank = self.block, self.comm.rank
-        np.multiply(vector, scale, out=self.values[:self.length], casting="same_kind")
-        encode(self.codec, self.values, self.send)
+        block, length, codec = self.block, self.length, self.codec
+        values = self.values  # float32 and scaled (the vector itself when it already is)
+        if scale != 1.0 or vector.dtype != np.float32:
+            np.multiply(vector, scale, out=values, casting="same_kind")
+        else:
+            values = vector
+        encode(codec, values, self.send[:length], self.work)  # the padding stays zero
         self.comm.Alltoall(self.send, self.recv)  # block j of every rank to rank j
         self.total[...] = 0
         for sender in range(self.comm.size):  # in rank order: the same bits everywhere
-            decode(self.codec, self.recv[sender * block:(sender + 1) * block], self.term)
+            decode(codec, self.recv[sender * block:(sender + 1) * block], self.term)
             self.total += self.term
-        mine = self.send[rank * block:(rank + 1) * block]
-        encode(self.codec, self.total, mine)
-        self.comm.Allgather(mine.copy(), self.gathered)
-        decode(self.codec, self.gathered, self.values)
-        np.multiply(self.values[:self.length], 1.0 / scale, out=vector, casting="same_kind")
+        encode(codec, self.total, self.mine, self.work[:block])
+        self.comm.Allgather(self.mine, self.gathered)
+        decode(codec, self.gathered[:length], values)
+        if values is not vector:
+            np.multiply(values, 1.0 / scale, out=vector, casting="same_kind")
         self.wire_bytes += 2 * 2 * block * (self.comm.size - 1)  # out: Alltoall, Allgather
