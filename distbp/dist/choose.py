@@ -26,8 +26,9 @@ REDUCTIONS: dict[str, Callable[[int, str], Reduction]] = {
 
 def resolve(name: str, comm: SerialComm, compression: str = "none") -> str:
     """'auto': shared memory on one node with several ranks; across nodes with the same
-    number (> 1) of ranks on each, hierarchical (1.12-1.13x the flat Allreduce at 2 nodes
+    number (> 1) of ranks on each, hierarchical (1.10-1.17x the flat Allreduce at 2 nodes
     x 2 ranks on 1 and 10 Gbit/s links, cluster/README.md); else the flat Allreduce.
+    With compression on several nodes: hierarchical, which compresses between nodes.
     Every rank resolves the same name (the sizes come from a collective)."""
     if compression != "none" and comm.nodes > 1:  # compression lives between nodes
         check(name in ("auto", "hierarchical"), f"--grad-compression {compression} "
