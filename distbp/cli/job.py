@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ import numpy as np
 from distbp.cli import checkpoint, modelfile, state
 from distbp.cli.config import parse_args
 from distbp.cli.preemption import EXIT_CODES, INTERRUPTED, Preemption, agreed_signal
-from distbp.cli.progress import Progress, memory_report
+from distbp.cli.progress import Progress, memory_report, norm_metrics, test_metrics, wire_metrics
 from distbp.cli.run import Run, reduction_name, setup
 from distbp.dist import timeline
 from distbp.dist.agreement import check_same_everywhere
@@ -62,7 +61,8 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
     started, test, first_step = time.perf_counter(), None, position.step
     stopped = any(comm.allgather(stops.requested))  # a signal during start-up: every rank
     while position.epoch < args.epochs and not stopped:
-        epoch_start = time.perf_counter()
+        epoch_start, wire, step0 = time.perf_counter(), run.trainer.reduction.wire_bytes(), \
+            position.step
         norms: list[float] = []  # the global gradient norm of each step, with clipping
         stopped, examples = train_epoch(args, comm, run, position, stops, log, norms)
         if stopped:
@@ -72,6 +72,7 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
         record = {"event": "epoch", "epoch": position.epoch + 1, "step": position.step,
                   "lr": run.optimizer.lr, "train_loss": position.loss_sum / max(position.seen, 1),
                   **test_metrics(test), **norm_metrics(norms),
+                  **wire_metrics(comm, run.trainer.reduction, wire, position.step - step0),
                   "samples_per_s": examples / train_time, "skipped_steps": position.skipped,
                   "epoch_time": time.perf_counter() - epoch_start,
                   "wall_time": time.perf_counter() - started, "ranks": comm.size}
@@ -92,25 +93,15 @@ def train(args: argparse.Namespace, comm: SerialComm, stops: Preemption) -> int:
                         if comm.is_root else None)
     if args.profile:  # asked for explicitly: printed even with --quiet
         print0(comm, timeline.report(comm.allgather(run.trainer.timeline.means_ms())))
+        if comm.nodes > 1:
+            sent = wire_metrics(comm, run.trainer.reduction, 0, position.step - first_step)
+            print0(comm, f"between nodes: {sent['wire_bytes_per_step'] / 1e6:.3f} MB of "
+                         "gradients per step left each node")
     comm.run_agreed(partial(log.finish, {
         "event": "summary", **test_metrics(test), "test_count": test["count"],
         **({"test_correct": test["correct"]} if "correct" in test else {}),
         **memory_report(comm), "config": vars(args)}))
     return 0
-
-
-def test_metrics(test: dict[str, float]) -> dict[str, float]:
-    """The epoch record's test figures: loss and accuracy, or for regression MSE and RMSE."""
-    if "accuracy" in test:
-        return {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
-    return {"test_loss": test["loss"], "test_mse": test["loss"],
-            "test_rmse": math.sqrt(test["loss"])}
-
-
-def norm_metrics(norms: list[float]) -> dict[str, float]:
-    """Mean and max of the epoch's gradient norms before clipping (with --clip-grad-norm)."""
-    return {"grad_norm_mean": sum(norms) / len(norms), "grad_norm_max": max(norms)} \
-        if norms else {}
 
 
 def init_from(path: str, run: Run) -> None:

@@ -7,11 +7,13 @@ Every method is a no-op on other ranks, so the training loop calls them uncondit
 from __future__ import annotations
 
 import json
+import math
 import resource
 import sys
 
 from distbp.dist.comm import SerialComm
 from distbp.dist.launch import launcher_on_terminal
+from distbp.dist.reduction import Reduction
 from distbp.errors import ConfigError
 
 
@@ -120,3 +122,24 @@ def has_tqdm() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_metrics(test: dict[str, float]) -> dict[str, float]:
+    """The epoch record's test figures: loss and accuracy, or for regression MSE and RMSE."""
+    if "accuracy" in test:
+        return {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+    return {"test_loss": test["loss"], "test_mse": test["loss"],
+            "test_rmse": math.sqrt(test["loss"])}
+
+
+def norm_metrics(norms: list[float]) -> dict[str, float]:
+    """Mean and max of the epoch's gradient norms before clipping (with --clip-grad-norm)."""
+    return {"grad_norm_mean": sum(norms) / len(norms), "grad_norm_max": max(norms)} \
+        if norms else {}
+
+
+def wire_metrics(comm: SerialComm, reduction: Reduction, before: int,
+                 steps: int) -> dict[str, float]:
+    """Gradient bytes per step that left each node (its ranks' parts), across nodes."""
+    sent = (reduction.wire_bytes() - before) * comm.local_size
+    return {"wire_bytes_per_step": sent / max(steps, 1)} if comm.nodes > 1 else {}

@@ -35,6 +35,7 @@ class HierarchicalSum(SharedMemorySum):
         check(compression in ("none", *CODECS), f"unknown gradient compression '{compression}'")
         self.compression = compression
         self.compressor: CompressedSum | None = None
+        self.sent = 0  # uncompressed: bytes an Allreduce of my part must send at least
 
     def describe(self) -> str:
         if self.compression == "none":
@@ -60,6 +61,8 @@ class HierarchicalSum(SharedMemorySum):
             tail = self.wire[len(self.reduced):]
             tail[...] = stats
             self.cross.Allreduce(self.wire)
+            nodes = self.cross.size  # reduce-scatter + allgather: 2 (n-1)/n of the part
+            self.sent += 2 * (nodes - 1) * -(-self.wire.nbytes // nodes)
             return result_of(tail.astype(np.float64))
         head, part, fp16 = self.head, self.reduced, self.compression == "fp16"
         head[:FLOAT_SLOTS] = stats
@@ -73,8 +76,10 @@ class HierarchicalSum(SharedMemorySum):
         return result
 
     def wire_bytes(self) -> int:
-        """Bytes this rank has sent between nodes for gradients (compressed), all steps."""
-        return self.compressor.wire_bytes if self.compressor else 0
+        """Bytes this rank has sent between nodes for gradients, all steps: counted when
+        compressed, else the least any Allreduce algorithm sends (MPICH's does: the
+        veth counters agree, cluster/README.md)."""
+        return self.compressor.wire_bytes if self.compressor else self.sent
 
     def broadcast_parameters(self, root: int = 0) -> None:
         """Node leaders receive root's shared parameters; their node sees them."""

@@ -68,6 +68,10 @@ class Reduction:
         """The reduction as the start line names it."""
         return type(self).__name__
 
+    def wire_bytes(self) -> int:
+        """Gradient bytes this rank has sent between nodes so far (0: none, or unknown)."""
+        return 0
+
     def fingerprint(self) -> tuple[bool, int | None]:
         """What a checkpoint must agree on: (exact, micro-shard size)."""
         return (False, None)

@@ -294,17 +294,23 @@ def accuracy(stdout: str) -> float:
 def test_compression_halves_the_bytes_between_nodes(cluster, tmp_path):
     flags = ["--epochs", "1", "--hidden", "256,256", "--optimizer", "adam", "--lr", "0.002"]
     moved, accuracies = {}, {}
+    reported = {}
     for codec in ("none", "bf16", "fp16"):
         before = sent(1)
-        result = train(cluster, tmp_path, ["-n", "2", "-ppn", "1"], *flags,
-                       "--grad-compression", codec)
+        result = train(cluster, tmp_path, ["-n", "2", "-ppn", "1"], *flags, "--reduce",
+                       "hierarchical", "--grad-compression", codec, "--metrics", f"{codec}.jsonl")
         assert result.returncode == 0, result.stderr
         moved[codec], accuracies[codec] = sent(1) - before, accuracy(result.stdout)
+        record = json.loads((tmp_path / f"{codec}.jsonl").read_text().splitlines()[0])
+        reported[codec] = record["wire_bytes_per_step"] * record["step"]
         if codec != "none":
             assert f"HierarchicalSum ({codec} between nodes)" in result.stdout
     for codec in ("bf16", "fp16"):
         assert 0.4 < moved[codec] / moved["none"] < 0.6, moved
         assert abs(accuracies[codec] - accuracies["none"]) < 0.02, accuracies
+        assert reported[codec] == 2 * 76810 * record["step"]  # 2 bytes each way per value
+    for codec, total in reported.items():  # the metrics agree with the veth's counter
+        assert 0.8 < total / moved[codec] < 1.0, (reported, moved)
 
 
 def test_compressed_runs_resume_exactly_and_stay_close(cluster, tmp_path):
