@@ -4,8 +4,8 @@ SIGINT and SIGTERM stop every rank with one line, and no abort leaves /dev/shm b
 (run_mpi checks /dev/shm after every job)."""
 
 import json
-import re
 import random
+import re
 import signal
 import subprocess
 import sys
