@@ -15,12 +15,12 @@ from distbp.nn.losses import Loss
 from distbp.nn.sequential import Sequential
 from distbp.optim.optimizers import Optimizer
 
-# name -> factory(exact mode's micro-shard size, gradient compression between nodes)
-REDUCTIONS: dict[str, Callable[[int, str], Reduction]] = {
-    "allreduce": lambda shard_size, compression: AllreduceSum(),
-    "shared": lambda shard_size, compression: SharedMemorySum(),
-    "hierarchical": lambda shard_size, compression: HierarchicalSum(compression),
-    "exact": lambda shard_size, compression: FixedPointSum(shard_size),
+# name -> factory(exact mode's micro-shard size[, gradient compression between nodes])
+REDUCTIONS: dict[str, Callable[..., Reduction]] = {
+    "allreduce": lambda shard_size, compression="none": AllreduceSum(),
+    "shared": lambda shard_size, compression="none": SharedMemorySum(),
+    "hierarchical": lambda shard_size, compression="none": HierarchicalSum(compression),
+    "exact": lambda shard_size, compression="none": FixedPointSum(shard_size),
 }
 
 
@@ -49,7 +49,8 @@ def make_reduction(name: str, comm: SerialComm, shard_size: int = 128,
                    compression: str = "none") -> Reduction:
     """The reduction called `name` (or 'auto'); shard_size: exact mode's micro-shards;
     compression ('bf16', 'fp16'): of the gradients between nodes (several nodes only)."""
-    return REDUCTIONS[resolve(name, comm, compression)](shard_size, compression)
+    factory = REDUCTIONS[resolve(name, comm, compression)]
+    return factory(shard_size) if compression == "none" else factory(shard_size, compression)
 
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
