@@ -34,13 +34,11 @@ def main(argv: list[str]) -> int:
         return 2
     state, args = Path(argv[0]), argv[1:]
     nodes = (state / "nodes").read_text().split()
-    hosts_given = any(a in ("-hosts", "-host", "--hosts", "-f", "-hostfile") for a in args)
-    hosts = [] if hosts_given else ["-hosts", ",".join(nodes)]
-    if hosts_given:  # the proxies are numbered in the order of the hosts given
-        where = next(i for i, a in enumerate(args) if a in ("-hosts", "-host", "--hosts"))
-        order = args[where + 1].split(",")
-    else:
-        order = nodes
+    given = [i for i, a in enumerate(args) if a in ("-hosts", "-host", "--hosts")]
+    # Hydra numbers the proxies in the order of the hosts: every node unless -hosts names
+    # some (a host file is not read here: give the nodes with -hosts)
+    order = args[given[0] + 1].split(",") if given else nodes
+    hosts = [] if given else ["-hosts", ",".join(nodes)]
     env = {**TRANSPORT, **os.environ}  # the caller's settings win
     mpiexec = subprocess.Popen([*enter(state, nodes[0]), "mpiexec", "-launcher", "manual",
                                 *hosts, *args], stdout=subprocess.PIPE, env=env)

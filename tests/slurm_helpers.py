@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -75,6 +76,15 @@ def wait_for(condition, seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"timed out after {seconds}s waiting for {what}")
+
+
+def job_state(env: dict[str, str], job: str) -> tuple[str, int, str]:
+    """(JobState, Restarts, NodeList) of a job, from scontrol."""
+    text = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
+                          text=True, timeout=10).stdout
+    fields = dict(re.findall(r"(\w+)=(\S+)", text))
+    return fields.get("JobState", "?"), int(fields.get("Restarts", "0")), \
+        fields.get("NodeList", "")
 
 
 def munge_running() -> bool:

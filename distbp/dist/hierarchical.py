@@ -12,8 +12,6 @@ float32 (distbp.dist.compress); the statistics, summed first, stay exact.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from distbp.dist.comm import SerialComm
@@ -69,8 +67,7 @@ class HierarchicalSum(SharedMemorySum):
         head[-1] = max(float(part.max()), -float(part.min())) if fp16 and part.size else 0.0
         self.cross.Allreduce(head)  # exact statistics; the sum of the nodes' largest values
         result = result_of(head[:FLOAT_SLOTS])
-        if result.nonfinite or not math.isfinite(head[-1]):
-            result.nonfinite = True  # caught before any value is encoded
+        if result.nonfinite:  # caught before any value is encoded
             return result
         self.compressor.sum(part, fp16_scale(head[-1]) if fp16 else 1.0)
         return result

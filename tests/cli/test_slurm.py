@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_helpers import missing, slurm_cluster, wait_for
+from slurm_helpers import job_state, missing, slurm_cluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 reason = missing()
@@ -21,13 +21,6 @@ def cluster(tmp_path_factory):
     with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
         env["DISTBP_PYTHON"] = sys.executable
         yield env
-
-
-def job_state(env, job):
-    text = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
-                          text=True, timeout=10).stdout
-    fields = dict(re.findall(r"(\w+)=(\S+)", text))
-    return fields.get("JobState", "?"), int(fields.get("Restarts", "0"))
 
 
 def test_single_node_job(cluster, tmp_path):
@@ -74,7 +67,7 @@ def test_preemptible_job_checkpoints_requeues_and_finishes(cluster, tmp_path):
     # Slurm makes a requeued job wait two minutes (its begin time); the test does not. It
     # waits a few seconds though: slurmd refuses a credential issued in the same second as
     # the revocation of the previous run's ("Job credential revoked").
-    wait_for(lambda: job_state(env, job) == ("PENDING", 1), 60, "the job to be requeued")
+    wait_for(lambda: job_state(env, job)[:2] == ("PENDING", 1), 60, "the job to be requeued")
     time.sleep(3)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env,
                    check=True, timeout=10)
@@ -83,7 +76,7 @@ def test_preemptible_job_checkpoints_requeues_and_finishes(cluster, tmp_path):
         assert job_state(env, job)[0] not in ("FAILED", "CANCELLED", "TIMEOUT"), out.read_text()
         time.sleep(0.5)
     text = out.read_text()
-    assert job_state(env, job) == ("COMPLETED", 1), text
+    assert job_state(env, job)[:2] == ("COMPLETED", 1), text
     assert "preempted (SIGTERM): stopped after step" in text
     assert "checkpoint written: requeueing job" in text
     assert re.search(r"resumed at step \d+", text) and "run 2 of job" in text

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from slurm_helpers import wait_for
+from slurm_helpers import job_state, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "cluster" / "local-cluster.sh"
@@ -209,14 +209,6 @@ def test_a_slow_link_shows_as_communication_wait(cluster, tmp_path):
         assert box("limit", "2", "none").returncode == 0
     # 11 k float32 gradients (44 kB) each way per step: about 18 ms each way at 20 Mbit/s
     assert min(slow) > 10 and min(slow) > 5 * max(fast), (fast, slow)
-
-
-def job_state(env: dict, job: str) -> tuple[str, int, str]:
-    text = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True,
-                          text=True, timeout=10).stdout
-    fields = dict(re.findall(r"(\w+)=(\S+)", text))
-    return fields.get("JobState", "?"), int(fields.get("Restarts", "0")), \
-        fields.get("NodeList", "")
 
 
 def test_sbatch_runs_across_two_nodes(cluster, tmp_path):
