@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from distbp.cli.tomlfile import defaults_from_file
+from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP
 from distbp.errors import ConfigError, check
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
@@ -34,7 +35,8 @@ GROUPS = {  # --help shows the flags in these groups, in this order
                      "--weight-decay", "--schedule", "--step-epochs", "--gamma",
                      "--warmup-epochs", "--lr-scaling", "--base-batch-size",
                      "--clip-grad-norm"),
-    "parallelism": ("--reduce", "--grad-compression", "--exact", "--exact-shard-size",
+    "parallelism": ("--reduce", "--grad-compression", "--powersgd-rank", "--powersgd-warmup",
+                    "--exact", "--exact-shard-size",
                     "--micro-batch-size", "--blas-threads"),
     "checkpoints and models": ("--checkpoint-dir", "--checkpoint-every", "--keep-checkpoints",
                                "--resume", "--save-model", "--init-from"),
@@ -108,10 +110,17 @@ def build_parser() -> Parser:
         help="gradient sum: 'shared' memory within one node (auto's choice there); across "
              "nodes 'hierarchical' (shared memory within each node, one Allreduce between "
              "nodes per part) or a flat 'allreduce'; auto picks as cluster/README.md says")
-    add("--grad-compression", default="none", choices=("none", "bf16", "fp16"),
-        help="gradients between nodes as 16-bit values summed in float32 (half the bytes "
-             "on the wire; results then depend on the node count); within a node the sum "
-             "stays exact. See cluster/README.md")
+    add("--grad-compression", default="none", choices=("none", "bf16", "fp16", "powersgd"),
+        help="gradients between nodes: bf16/fp16 as 16-bit values summed in float32 (half "
+             "the bytes), powersgd as rank-r factors with error feedback (1-6%% of the "
+             "bytes at rank 4); results then depend on the node count; within a node the sum stays "
+             "exact. See cluster/README.md")
+    add("--powersgd-rank", type=int, default=None,
+        help="--grad-compression powersgd: rank of each weight matrix's factors (default "
+             f"{DEFAULT_RANK})")
+    add("--powersgd-warmup", type=int, default=None, metavar="STEPS",
+        help="--grad-compression powersgd: exact steps before compressing "
+             f"(default {DEFAULT_WARMUP})")
     add("--seed", type=int, default=0, help="initialisation, epoch order, dropout masks")
     add("--dtype", default="float32", choices=("float32", "float64"), help="compute dtype")
     add("--metrics", metavar="PATH", default=None, help="JSON lines: one record per epoch")
@@ -193,6 +202,17 @@ def validate(args: argparse.Namespace) -> None:
     check(args.blas_threads >= 0, f"--blas-threads must be >= 0, got {args.blas_threads}")
     check(not args.nesterov or args.momentum > 0, "--nesterov needs --momentum > 0")
     check(args.exact_shard_size > 0, f"--exact-shard-size must be > 0, got {args.exact_shard_size}")
+    for flag in ("powersgd_rank", "powersgd_warmup"):
+        check(getattr(args, flag) is None or args.grad_compression == "powersgd",
+              f"--{flag.replace('_', '-')} needs --grad-compression powersgd")
+    check(args.powersgd_rank is None or args.powersgd_rank >= 1,
+          f"--powersgd-rank must be >= 1, got {args.powersgd_rank}")
+    check(args.powersgd_warmup is None or args.powersgd_warmup >= 0,
+          f"--powersgd-warmup must be >= 0, got {args.powersgd_warmup}")
+    if args.grad_compression == "powersgd":
+        args.powersgd_rank = args.powersgd_rank or DEFAULT_RANK
+        if args.powersgd_warmup is None:
+            args.powersgd_warmup = DEFAULT_WARMUP
     check(not (args.exact and args.grad_compression != "none"),
           f"--exact is bitwise exact at any rank count; --grad-compression "
           f"{args.grad_compression} rounds the gradients: choose one")

@@ -27,6 +27,7 @@ from distbp.dist.agreement import check_same_everywhere
 from distbp.dist.choose import make_reduction
 from distbp.dist.comm import SerialComm, fail, print0, world
 from distbp.dist.launch import check_launch, launcher_rank, slurm_description
+from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP
 from distbp.dist.threads import set_blas_threads
 from distbp.errors import CollectiveError, ConfigError, check
 
@@ -36,7 +37,8 @@ SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE 
 def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Position, Progress]:
     """Build, agree, check the output paths, restore: everything before the loop."""
     reduction = comm.run_agreed(lambda: make_reduction(
-        reduction_name(args), comm, args.exact_shard_size, args.grad_compression))
+        reduction_name(args), comm, args.exact_shard_size, args.grad_compression,
+        args.powersgd_rank or DEFAULT_RANK, args.powersgd_warmup or DEFAULT_WARMUP))
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))
     run = comm.run_agreed(lambda: setup(args, comm, reduction))
     run.trainer.broadcast_parameters()
@@ -195,8 +197,10 @@ def save_checkpoint(args: argparse.Namespace, comm: SerialComm, run: Run,
     if not args.checkpoint_dir:
         return None
     extra = {"normalization": np.array(modelfile.normalization_of(run.dataset))}
+    trainer_state = run.trainer.state()  # collective: e.g. every node's PowerSGD error
     return comm.run_agreed(lambda: state.save(args.checkpoint_dir, position, run.trainer,
-                                              run.fingerprint, args.keep_checkpoints, extra)
+                                              run.fingerprint, args.keep_checkpoints, extra,
+                                              trainer_state)
                            if comm.is_root else None)  # a failed write stops every rank
 
 

@@ -141,5 +141,5 @@ def norm_metrics(norms: list[float]) -> dict[str, float]:
 def wire_metrics(comm: SerialComm, reduction: Reduction, before: int,
                  steps: int) -> dict[str, float]:
     """Gradient bytes per step that left each node (its ranks' parts), across nodes."""
-    sent = (reduction.wire_bytes() - before) * comm.local_size
+    sent = reduction.wire_bytes() - before
     return {"wire_bytes_per_step": sent / max(steps, 1)} if comm.nodes > 1 else {}

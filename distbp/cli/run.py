@@ -117,6 +117,8 @@ def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> R
         **({"clip_grad_norm": args.clip_grad_norm} if args.clip_grad_norm else {}),
         **({"loss": args.loss} if args.loss != "cross-entropy" else {}),
         **({"grad_compression": args.grad_compression}
-           if args.grad_compression != "none" else {})}
+           if args.grad_compression != "none" else {}),
+        **({"powersgd": (args.powersgd_rank, args.powersgd_warmup)}
+           if args.grad_compression == "powersgd" else {})}
     return Run(dataset, model, optimizer, build_schedule(args, lr, sampler.steps_per_epoch),
                sampler, trainer, batch, fingerprint)

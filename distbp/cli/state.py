@@ -113,7 +113,8 @@ def describe_saved(path: Path) -> dict:
 
 
 def save(directory: str, position: Position, trainer: DataParallel, fingerprint: dict,
-         keep: int, extra: dict[str, np.ndarray] | None = None) -> Path:
+         keep: int, extra: dict[str, np.ndarray] | None = None,
+         trainer_state: dict[str, np.ndarray] | None = None) -> Path:
     """Rank 0: write the run's state as ckpt-<step>.npz in `directory`, keeping `keep`.
     A failed write (full disk, removed directory) is one ConfigError naming the path."""
     model, optimizer = trainer.model, trainer.optimizer
@@ -122,7 +123,9 @@ def save(directory: str, position: Position, trainer: DataParallel, fingerprint:
               "position": checkpoint.encode(asdict(position)),
               "fingerprint": checkpoint.encode(describe(fingerprint))}
     arrays.update({f"opt.{name}": value for name, value in optimizer.state().items()})
-    arrays.update({f"trainer.{name}": value for name, value in trainer.state().items()})
+    if trainer_state is None:  # trainer.state() is collective: a job gathers it on every rank
+        trainer_state = trainer.state()
+    arrays.update({f"trainer.{name}": value for name, value in trainer_state.items()})
     arrays.update(extra or {})  # e.g. the input normalisation, for distbp.load_model
     try:
         return checkpoint.save(directory, position.step, arrays, keep)
@@ -185,7 +188,7 @@ def restore(comm: SerialComm, path: Path | None, trainer: DataParallel,
     arrays, meta = comm.run_agreed(lambda: read(path, model, optimizer, fingerprint)
                                    if comm.is_root else (None, None))
     meta = comm.bcast(meta)
-    trainer.load_state(meta["trainer"])
+    comm.run_agreed(lambda: trainer.load_state(meta["trainer"]))  # every rank: same arrays
     if comm.is_root:
         model.flat_params[...] = arrays["params"]
         model.flat_state[...] = arrays["model_state"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from distbp.dist.comm import SerialComm
 from distbp.dist.fixedpoint import FixedPointSum
 from distbp.dist.hierarchical import HierarchicalSum
+from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP, PowerSGDSum
 from distbp.dist.reduction import AllreduceSum, Reduction
 from distbp.dist.shared import SharedMemorySum
 from distbp.dist.step import DataParallel
@@ -15,12 +16,23 @@ from distbp.nn.losses import Loss
 from distbp.nn.sequential import Sequential
 from distbp.optim.optimizers import Optimizer
 
-# name -> factory(exact mode's micro-shard size[, gradient compression between nodes])
+
+def hierarchical(compression: str = "none", rank: int = DEFAULT_RANK, warmup: int = DEFAULT_WARMUP) -> Reduction:
+    """The hierarchical reduction; compression between nodes: 'bf16', 'fp16', or
+    'powersgd' (of rank `rank` after `warmup` exact steps)."""
+    if compression == "powersgd":
+        return PowerSGDSum(rank, warmup)
+    return HierarchicalSum(compression)
+
+
+# name -> factory(exact mode's micro-shard size[, gradient compression between nodes,
+# PowerSGD's rank= and warmup=])
 REDUCTIONS: dict[str, Callable[..., Reduction]] = {
-    "allreduce": lambda shard_size, compression="none": AllreduceSum(),
-    "shared": lambda shard_size, compression="none": SharedMemorySum(),
-    "hierarchical": lambda shard_size, compression="none": HierarchicalSum(compression),
-    "exact": lambda shard_size, compression="none": FixedPointSum(shard_size),
+    "allreduce": lambda shard_size, compression="none", **_: AllreduceSum(),
+    "shared": lambda shard_size, compression="none", **_: SharedMemorySum(),
+    "hierarchical": lambda shard_size, compression="none", **options:
+        hierarchical(compression, **options),
+    "exact": lambda shard_size, compression="none", **_: FixedPointSum(shard_size),
 }
 
 
@@ -46,20 +58,29 @@ def resolve(name: str, comm: SerialComm, compression: str = "none") -> str:
 
 
 def make_reduction(name: str, comm: SerialComm, shard_size: int = 128,
-                   compression: str = "none") -> Reduction:
+                   compression: str = "none", powersgd_rank: int = DEFAULT_RANK,
+                   powersgd_warmup: int = DEFAULT_WARMUP) -> Reduction:
     """The reduction called `name` (or 'auto'); shard_size: exact mode's micro-shards;
-    compression ('bf16', 'fp16'): of the gradients between nodes (several nodes only)."""
+    compression ('bf16', 'fp16', 'powersgd'): of the gradients between nodes (several
+    nodes only); PowerSGD's rank and exact warm-up steps."""
     factory = REDUCTIONS[resolve(name, comm, compression)]
-    return factory(shard_size) if compression == "none" else factory(shard_size, compression)
+    if compression == "none":
+        return factory(shard_size)
+    if compression == "powersgd":
+        return factory(shard_size, compression, rank=powersgd_rank, warmup=powersgd_warmup)
+    return factory(shard_size, compression)
 
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,
                  reduce: str = "auto", micro_batch_size: int | None = None,
                  exact: bool = False, exact_shard_size: int = 128, seed: int = 0,
-                 compression: str = "none") -> DataParallel:
+                 compression: str = "none", powersgd_rank: int = DEFAULT_RANK,
+                 powersgd_warmup: int = DEFAULT_WARMUP) -> DataParallel:
     """The step `python -m distbp.train` uses. reduce: 'shared' (within one node),
-    'allreduce', or 'auto'; exact: the fixed-point reduction (bitwise equal at any rank
-    count). seed: of the Dropout masks. compression: 'bf16' or 'fp16' between nodes."""
+    'allreduce', 'hierarchical' (across nodes) or 'auto'; exact: the fixed-point reduction
+    (bitwise equal at any rank count). seed: of the Dropout masks. compression: 'bf16',
+    'fp16' or 'powersgd' (rank powersgd_rank, after powersgd_warmup exact steps) between
+    nodes."""
     reduction = make_reduction("exact" if exact else reduce, comm, exact_shard_size,
-                               compression)
+                               compression, powersgd_rank, powersgd_warmup)
     return DataParallel(model, optimizer, loss, comm, micro_batch_size, reduction, seed)

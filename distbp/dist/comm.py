@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import socket
 import sys
 import time
 import traceback
@@ -19,10 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from distbp.errors import CollectiveError, ConfigError
 from distbp.dist.launch import LAUNCHER_SIZE_VARS, check_launcher_family, launched_under_mpi
 from distbp.dist.segments import release_segment_names
 from distbp.dist.watchdog import Watchdog
+from distbp.errors import CollectiveError, ConfigError
 
 T = TypeVar("T")
 

@@ -28,6 +28,7 @@ class HierarchicalSum(SharedMemorySum):
     update of my part -> node barrier."""
 
     across_nodes = True
+    even_nodes = True  # the parts must line up across nodes (PowerSGDSum: whole tensors)
 
     def __init__(self, compression: str = "none") -> None:
         check(compression in ("none", *CODECS), f"unknown gradient compression '{compression}'")
@@ -43,12 +44,17 @@ class HierarchicalSum(SharedMemorySum):
     def attach(self, model: Sequential, optimizer: Optimizer, comm: SerialComm) -> None:
         """Needs the same number of ranks on every node (the parts must line up)."""
         sizes = comm.allgather(comm.local_size)
-        check(len(set(sizes)) == 1, "--reduce hierarchical needs the same number of ranks "
-                                    f"on every node, got {sorted(set(sizes))} per node")
+        check(not self.even_nodes or len(set(sizes)) == 1, "--reduce hierarchical needs the "
+              f"same number of ranks on every node, got {sorted(set(sizes))} per node")
+        self.workers = min(sizes)  # local ranks present on every node
         self.cross = comm.cross_node()  # local rank r of every node
         super().attach(model, optimizer, comm)
         self.counts_norm = self.cross.rank == 0  # every node holds the same parts
-        if self.compression != "none" and self.cross.size > 1:
+        self.counters = comm.node_shared(comm.local_size, np.int64, single=True)[0]
+        if comm.local_rank == 0:  # shared windows start with undefined contents
+            self.counters[...] = 0
+        comm.node_barrier()
+        if self.compression in CODECS and self.cross.size > 1:
             self.compressor = CompressedSum(self.compression, len(self.reduced), self.cross)
             self.head = np.zeros(FLOAT_SLOTS + 1)  # the statistics, then fp16's bound
 
@@ -61,6 +67,7 @@ class HierarchicalSum(SharedMemorySum):
             self.cross.Allreduce(self.wire)
             nodes = self.cross.size  # reduce-scatter + allgather: 2 (n-1)/n of the part
             self.sent += 2 * (nodes - 1) * -(-self.wire.nbytes // nodes)
+            self.count(self.sent)
             return result_of(tail.astype(np.float64))
         head, part, fp16 = self.head, self.reduced, self.compression == "fp16"
         head[:FLOAT_SLOTS] = stats
@@ -70,13 +77,18 @@ class HierarchicalSum(SharedMemorySum):
         if result.nonfinite:  # caught before any value is encoded
             return result
         self.compressor.sum(part, fp16_scale(head[-1]) if fp16 else 1.0)
+        self.count(self.compressor.wire_bytes)
         return result
 
+    def count(self, sent: int) -> None:
+        """This rank has sent `sent` bytes between nodes so far (its node's ranks see it)."""
+        self.counters[self.comm.local_rank] = sent
+
     def wire_bytes(self) -> int:
-        """Bytes this rank has sent between nodes for gradients, all steps: counted when
-        compressed, else the least any Allreduce algorithm sends (MPICH's does: the
-        veth counters agree, cluster/README.md)."""
-        return self.compressor.wire_bytes if self.compressor else self.sent
+        """Gradient bytes this rank's node has sent between nodes, all steps, summed over
+        its ranks: counted when compressed, else the least any Allreduce algorithm sends
+        (MPICH's does: the veth counters agree, cluster/README.md)."""
+        return int(self.counters.sum())
 
     def broadcast_parameters(self, root: int = 0) -> None:
         """Node leaders receive root's shared parameters; their node sees them."""

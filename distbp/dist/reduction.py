@@ -69,7 +69,8 @@ class Reduction:
         return type(self).__name__
 
     def wire_bytes(self) -> int:
-        """Gradient bytes this rank has sent between nodes so far (0: none, or unknown)."""
+        """Gradient bytes this rank's node has sent between nodes so far (0: none, or
+        unknown)."""
         return 0
 
     def fingerprint(self) -> tuple[bool, int | None]:
@@ -107,7 +108,8 @@ class Reduction:
         """After the update: the next step may start."""
 
     def state(self) -> dict[str, Array]:
-        """Arrays a checkpoint must keep besides parameters and optimizer state."""
+        """Arrays a checkpoint must keep besides parameters and optimizer state. Called on
+        every rank (it may communicate); rank 0's are saved."""
         return {}
 
     def load_state(self, arrays: dict[str, Array]) -> None:

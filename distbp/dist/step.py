@@ -101,7 +101,8 @@ class DataParallel:
         self.reduction.broadcast_state()
 
     def state(self) -> dict[str, Array]:
-        """Arrays a checkpoint must keep besides parameters and optimizer state."""
+        """Arrays a checkpoint must keep besides parameters and optimizer state. Collective
+        (every rank calls it); rank 0's arrays are the ones to save."""
         return self.reduction.state()
 
     def load_state(self, arrays: dict[str, Array]) -> None:

@@ -30,6 +30,14 @@ from distbp.cli.config import GROUPS, build_parser, parse_every
     (["--exact", "--grad-compression", "fp16"], "--exact is bitwise exact at any rank count; "
      "--grad-compression fp16 rounds the gradients: choose one"),
     (["--grad-compression", "int8"], "argument --grad-compression: invalid choice: 'int8'"),
+    (["--exact", "--grad-compression", "powersgd"], "--grad-compression powersgd rounds"),
+    (["--powersgd-rank", "2"], "--powersgd-rank needs --grad-compression powersgd"),
+    (["--grad-compression", "bf16", "--powersgd-warmup", "2"],
+     "--powersgd-warmup needs --grad-compression powersgd"),
+    (["--grad-compression", "powersgd", "--powersgd-rank", "0"],
+     "--powersgd-rank must be >= 1, got 0"),
+    (["--grad-compression", "powersgd", "--powersgd-warmup", "-1"],
+     "--powersgd-warmup must be >= 0, got -1"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, flags, message):
     code, out, err = run(capsys, *flags)
