@@ -23,6 +23,24 @@ from pathlib import Path
 
 MODELS = {"small": ([784, 128, 10], 64), "medium": ([784, 1024, 1024, 10], 256),
           "wide": ([784, 4096, 4096, 10], 128)}
+SPECS = {"cnn": ("cnn", 64), "lstm": ("lstm128", 64)}  # --model specs on 28x28 images
+
+
+def build(name: str):
+    """The distbp model called `name` (MODELS' MLPs, or SPECS on 784-pixel rows) and its
+    per-rank batch."""
+    import distbp
+    from distbp.nn.spec import CNN_SPEC, build_layers
+
+    if name in SPECS:
+        spec, per_rank = SPECS[name]
+        layers = build_layers(CNN_SPEC if spec == "cnn" else spec, (784,), 10)
+        return distbp.Sequential(layers, seed=0), per_rank
+    sizes, per_rank = MODELS[name]
+    layers: list = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [distbp.Dense(fan_in, fan_out), distbp.ReLU()]
+    return distbp.Sequential(layers[:-1], seed=0), per_rank
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -35,21 +53,19 @@ def worker(args: argparse.Namespace) -> None:
 
     comm = world()
     blas = set_blas_threads(args.threads or auto_threads(comm.local_size))
-    sizes, per_rank = MODELS[args.model]
+    model, per_rank = build(args.model)
     if args.global_batch:
         per_rank = args.global_batch // comm.size
-    layers: list = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [distbp.Dense(fan_in, fan_out), distbp.ReLU()]
-    model = distbp.Sequential(layers[:-1], seed=0)
     trainer = make_trainer(model, distbp.SGD(model, lr=0.01), distbp.SoftmaxCrossEntropy(),
                            comm, args.reduce, exact=args.exact,
                            exact_shard_size=args.exact_shard_size,
-                           compression=args.grad_compression)
+                           compression=args.grad_compression,
+                           powersgd_warmup=args.powersgd_warmup)
     rng = np.random.default_rng(comm.rank)
-    x = rng.standard_normal((per_rank, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], per_rank)
+    x = rng.standard_normal((per_rank, 784)).astype(np.float32)
+    y = rng.integers(0, 10, per_rank)
     global_count = per_rank * comm.size
+    rows = np.arange(comm.rank * per_rank, (comm.rank + 1) * per_rank)  # Dropout's masks
 
     waits: list[float] = []
     reduce, node_barrier = comm.Allreduce, comm.node_barrier
@@ -71,7 +87,7 @@ def worker(args: argparse.Namespace) -> None:
         comm.Barrier()
         start = time.perf_counter()
         for _ in range(args.steps):
-            trainer.step(x, y, global_count)
+            trainer.step(x, y, global_count, rows=rows)
         elapsed = (time.perf_counter() - start) / args.steps
         if repeat:
             runs.append((elapsed, sum(waits) / args.steps))
@@ -80,7 +96,7 @@ def worker(args: argparse.Namespace) -> None:
     sent = (wire_bytes() - sent) / (args.steps * args.repeats)
     comm.Allreduce, comm.node_barrier = reduce, node_barrier
 
-    floor = gemm_floor(model, x, args)
+    floor = gemm_floor(model, x, args) if args.model in MODELS else float("nan")
     allreduce_buffer = np.zeros(model.num_parameters + 3, dtype=np.float32)
     allreduce_alone = median_time(lambda: comm.Allreduce(allreduce_buffer), args, comm)
     everyone = comm.allgather(runs)
@@ -176,7 +192,10 @@ def main() -> None:
     parser.add_argument("--reduce", default="auto",
                         choices=("auto", "shared", "allreduce", "hierarchical"))
     parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
-    parser.add_argument("--grad-compression", default="none", choices=("none", "bf16", "fp16"))
+    parser.add_argument("--grad-compression", default="none",
+                        choices=("none", "bf16", "fp16", "powersgd"))
+    parser.add_argument("--powersgd-warmup", type=int, default=5,
+                        help="exact steps first (the warm-up run's steps should cover them)")
     parser.add_argument("--exact-shard-size", type=int, default=128)
     parser.add_argument("--global-batch", type=int, default=0,
                         help="split this global batch over the ranks (default: the model's "

@@ -2,7 +2,7 @@
 cluster in a box (2 nodes x 1 rank), for each --grad-compression mode at several seeds.
 
     python scripts/compression_accuracy.py [--rate 1gbit] [--seeds 0,1]
-        [--modes none,bf16,fp16] [--epochs 30]                 (as root)
+        [--modes none,bf16,fp16,powersgd] [--epochs 30]                 (as root)
 
 Prints each run's final test accuracy and its difference from the uncompressed run of
 the same seed (every seed, not the best), and the wall time. The link rate changes the
@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", default="1gbit")
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--modes", default="none,bf16,fp16")
+    parser.add_argument("--modes", default="none,bf16,fp16,powersgd")
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
     modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]

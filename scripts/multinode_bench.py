@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,9 @@ LAYOUTS = {  # nodes x ranks per node, reduction -> (mpiexec placement, --reduce
     "2x2-hierarchical": (["-n", "4", "-ppn", "2"], "hierarchical"),
     "2x1-bf16": (["-n", "2", "-ppn", "1"], "hierarchical", "bf16"),
     "2x1-fp16": (["-n", "2", "-ppn", "1"], "hierarchical", "fp16"),
+    "2x1-powersgd": (["-n", "2", "-ppn", "1"], "hierarchical", "powersgd"),
+    "2x1-ddp": ([], "ddp", "none"),  # PyTorch DDP (gloo), one process per node
+    "2x1-ddp-fp16": ([], "ddp", "fp16"),  # ... with its fp16_compress_hook
 }
 DEFAULT_LAYOUTS = "1x2-shared,2x1-allreduce,2x2-allreduce,2x2-hierarchical"
 
@@ -49,14 +53,35 @@ def run_layout(layout: str, args: argparse.Namespace) -> dict:
     placement, reduce, *codec = LAYOUTS[layout]
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    if reduce == "ddp":
+        return run_ddp(codec[0], args, env)
     command = ["bash", str(CLUSTER), "mpiexec", *placement, sys.executable,
                str(ROOT / "scripts" / "bench.py"), "--worker", "--model", args.model,
                "--steps", str(args.steps), "--repeats", "1", "--threads", "1",
-               "--reduce", reduce, "--grad-compression", codec[0] if codec else "none"]
+               "--reduce", reduce, "--grad-compression", codec[0] if codec else "none",
+               "--powersgd-warmup", "5"]  # the warm-up run's 20 steps cover it
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"{layout}: worker failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_ddp(hook: str, args: argparse.Namespace, env: dict) -> dict:
+    """PyTorch DDP, one rank in each node's namespace (scripts/compare_torch.py's node
+    worker), with the communication hook `hook`."""
+    port = 29500 + int(time.time()) % 1000
+    procs = [subprocess.Popen(["bash", str(CLUSTER), "exec", str(rank + 1), sys.executable,
+                               str(ROOT / "scripts" / "compare_torch.py"), "--ddp-node",
+                               "--rank", str(rank), "--world", "2", "--port", str(port),
+                               "--hook", hook, "--model", args.model, "--steps",
+                               str(args.steps), "--repeats", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for rank in range(2)]
+    outs = [proc.communicate(timeout=900) for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"DDP ({hook}) failed:\n" + "\n".join(o[1][-2000:] for o in outs))
+    result = json.loads(outs[0][0].strip().splitlines()[-1])
+    return {**result, "exposed_comm_s": [float("nan")], "nodes": 2, "blas": "torch"}
 
 
 LADDER = [1 << k for k in (10, 14, 17, 20, 22, 23)]  # float32 elements: 4 kB to 32 MB
@@ -64,8 +89,6 @@ LADDER = [1 << k for k in (10, 14, 17, 20, 22, 23)]  # float32 elements: 4 kB to
 
 def ladder_worker() -> None:
     """Median time of an in-place float32 Allreduce of each LADDER size (rank 0 prints)."""
-    import time
-
     import numpy as np
     from mpi4py import MPI
 
