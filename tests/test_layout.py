@@ -100,3 +100,10 @@ def test_no_source_file_is_ignored_by_git():
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     hidden = [f for f in out.split() if "__pycache__" not in f and not f.endswith(".pyc")]
     assert hidden == [], f"files git ignores (fix .gitignore): {hidden}"
+
+
+def test_test_modules_have_distinct_names():
+    """pytest imports test modules by basename (rootdir-relative folders are not packages):
+    two files of one name stop the whole collection."""
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
