@@ -172,10 +172,14 @@ def run_torch(mode: str, model: str, args) -> dict:
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     command = [sys.executable, __file__, "--torch-worker", "--mode", mode, "--model", model,
                "--steps", str(args.steps), "--repeats", str(args.repeats)]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
-    if out.returncode != 0:
-        raise SystemExit(f"torch {mode} worker failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    for attempt in range(3):  # gloo's teardown now and then aborts a finished DDP run
+        out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+        if out.returncode == 0:
+            return json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"torch {mode} worker failed (attempt {attempt + 1} of 3): "
+              f"{out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ''}",
+              file=sys.stderr)
+    raise SystemExit(f"torch {mode} worker failed:\n{out.stderr[-3000:]}")
 
 
 def main() -> None:
