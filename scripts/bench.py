@@ -79,8 +79,9 @@ def worker(args: argparse.Namespace) -> None:
 
     comm.Allreduce, comm.node_barrier = timed(reduce), timed(node_barrier)
     cross = getattr(trainer.reduction, "cross", None)  # --reduce hierarchical's, between nodes
-    if cross is not None:
-        cross.Allreduce = timed(cross.Allreduce)
+    if cross is not None:  # every verb the reductions use between nodes
+        for verb in ("Allreduce", "Alltoall", "Allgather"):
+            setattr(cross, verb, timed(getattr(cross, verb)))
     runs, sent = [], wire_bytes()
     for repeat in range(args.repeats + 1):  # the first run warms up
         waits.clear()
