@@ -210,13 +210,8 @@ def main() -> None:
         return
     args.threads, args.reduce, args.exact, args.exact_shard_size, args.global_batch = \
         0, "auto", False, 128, 0
-    torch_side = run_torch("torch", "small", argparse.Namespace(steps=1, repeats=1))
-    ours = summarize(launch("small", 1, argparse.Namespace(**{**vars(args), "steps": 1,
-                                                                "repeats": 1})))
-    header = {"cpu": cpu_model(), "cores": os.cpu_count(), "distbp_blas": ours["blas"],
-              "torch": torch_side["backend"]}
-    print(f"CPU: {header['cpu']} ({header['cores']} cores); distbp BLAS: {ours['blas']}; "
-          f"{header['torch']}", flush=True)
+    header = {"cpu": cpu_model(), "cores": os.cpu_count()}  # + what ran: from the runs
+    print(f"CPU: {header['cpu']} ({header['cores']} cores)", flush=True)
     results: dict = {"header": header, "rows": {}}
     for model in args.models.split(","):
         contenders = ["distbp", "ddp", "torch"] + (["distbp1", "torch1"] if model == "lstm"
@@ -227,11 +222,16 @@ def main() -> None:
                 if name.startswith("distbp"):
                     one = name == "distbp1"
                     run = argparse.Namespace(**{**vars(args), "threads": 1 if one else 0})
-                    samples[name].append(summarize(launch(model, 1 if one else 2,
-                                                          run))["samples_per_s"])
+                    ours = summarize(launch(model, 1 if one else 2, run))
+                    samples[name].append(ours["samples_per_s"])
+                    header.setdefault(f"{name}_blas", ours["blas"])
                 else:
                     out = run_torch(name, model, args)
                     samples[name].append(out["samples"] / out["step_s"][len(out["step_s"]) // 2])
+                    if "backend" in out and "torch" not in header:
+                        header["torch"] = out["backend"]
+                        print(f"BLAS: distbp {header['distbp_blas']}; {out['backend']}",
+                              flush=True)
         medians = {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
         row = {"samples_per_s": medians, "rounds": samples,
                "vs_ddp": medians["distbp"] / medians["ddp"],

@@ -113,8 +113,8 @@ def build_parser() -> Parser:
     add("--grad-compression", default="none", choices=("none", "bf16", "fp16", "powersgd"),
         help="gradients between nodes: bf16/fp16 as 16-bit values summed in float32 (half "
              "the bytes), powersgd as rank-r factors with error feedback (1-6%% of the "
-             "bytes at rank 4); results then depend on the node count; within a node the sum stays "
-             "exact. See cluster/README.md")
+             "bytes at rank 4); results then depend on the node count; within a node the "
+             "sum stays exact. See cluster/README.md")
     add("--powersgd-rank", type=int, default=None,
         help="--grad-compression powersgd: rank of each weight matrix's factors (default "
              f"{DEFAULT_RANK})")
@@ -209,8 +209,8 @@ def validate(args: argparse.Namespace) -> None:
           f"--powersgd-rank must be >= 1, got {args.powersgd_rank}")
     check(args.powersgd_warmup is None or args.powersgd_warmup >= 0,
           f"--powersgd-warmup must be >= 0, got {args.powersgd_warmup}")
-    if args.grad_compression == "powersgd":
-        args.powersgd_rank = args.powersgd_rank or DEFAULT_RANK
+    if args.grad_compression == "powersgd":  # the defaults, here only
+        args.powersgd_rank = DEFAULT_RANK if args.powersgd_rank is None else args.powersgd_rank
         if args.powersgd_warmup is None:
             args.powersgd_warmup = DEFAULT_WARMUP
     check(not (args.exact and args.grad_compression != "none"),

@@ -27,7 +27,6 @@ from distbp.dist.agreement import check_same_everywhere
 from distbp.dist.choose import make_reduction
 from distbp.dist.comm import SerialComm, fail, print0, world
 from distbp.dist.launch import check_launch, launcher_rank, slurm_description
-from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP
 from distbp.dist.threads import set_blas_threads
 from distbp.errors import CollectiveError, ConfigError, check
 
@@ -38,7 +37,8 @@ def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Posi
     """Build, agree, check the output paths, restore: everything before the loop."""
     reduction = comm.run_agreed(lambda: make_reduction(
         reduction_name(args), comm, args.exact_shard_size, args.grad_compression,
-        args.powersgd_rank or DEFAULT_RANK, args.powersgd_warmup or DEFAULT_WARMUP))
+        **({"powersgd_rank": args.powersgd_rank, "powersgd_warmup": args.powersgd_warmup}
+           if args.grad_compression == "powersgd" else {})))
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))
     run = comm.run_agreed(lambda: setup(args, comm, reduction))
     run.trainer.broadcast_parameters()

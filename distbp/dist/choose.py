@@ -17,7 +17,8 @@ from distbp.nn.sequential import Sequential
 from distbp.optim.optimizers import Optimizer
 
 
-def hierarchical(compression: str = "none", rank: int = DEFAULT_RANK, warmup: int = DEFAULT_WARMUP) -> Reduction:
+def hierarchical(compression: str = "none", rank: int = DEFAULT_RANK,
+                 warmup: int = DEFAULT_WARMUP) -> Reduction:
     """The hierarchical reduction; compression between nodes: 'bf16', 'fp16', or
     'powersgd' (of rank `rank` after `warmup` exact steps)."""
     if compression == "powersgd":
@@ -64,11 +65,11 @@ def make_reduction(name: str, comm: SerialComm, shard_size: int = 128,
     compression ('bf16', 'fp16', 'powersgd'): of the gradients between nodes (several
     nodes only); PowerSGD's rank and exact warm-up steps."""
     factory = REDUCTIONS[resolve(name, comm, compression)]
-    if compression == "none":
+    if compression == "none":  # a one-argument factory (a user's reduction) still works
         return factory(shard_size)
-    if compression == "powersgd":
-        return factory(shard_size, compression, rank=powersgd_rank, warmup=powersgd_warmup)
-    return factory(shard_size, compression)
+    options = {"rank": powersgd_rank, "warmup": powersgd_warmup} \
+        if compression == "powersgd" else {}
+    return factory(shard_size, compression, **options)
 
 
 def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: SerialComm,

@@ -39,8 +39,8 @@ class PowerSGDSum(HierarchicalSum):
         check(isinstance(rank, int) and rank >= 1, f"--powersgd-rank must be >= 1, got {rank}")
         check(isinstance(warmup, int) and warmup >= 0,
               f"--powersgd-warmup must be >= 0, got {warmup}")
-        self.compression, self.compressor, self.sent = "powersgd", None, 0
-        self.rank, self.warmup, self.steps = rank, warmup, 0
+        super().__init__()  # no 16-bit codec: the factors below replace it
+        self.compression, self.rank, self.warmup, self.steps = "powersgd", rank, warmup, 0
 
     def describe(self) -> str:
         return (f"HierarchicalSum (PowerSGD rank {self.rank} between nodes after "
@@ -80,10 +80,11 @@ class PowerSGDSum(HierarchicalSum):
         result = result_of(self.head)
         if result.nonfinite or self.comm.nodes == 1:
             return result
+        if self.steps == self.warmup:
+            self.lowrank.end_warmup()
         if self.steps < self.warmup:
             self.lowrank.exact(self.summed)
         else:
-            self.lowrank.end_warmup()
             self.lowrank.sum(self.summed, self.error)
         self.steps += 1
         self.count(self.lowrank.wire_bytes)

@@ -67,3 +67,13 @@ def test_help_groups_the_flags_and_shows_every_default():
     for action in parser._actions:
         if action.dest != "help":
             assert f"(default: {action.default})" in text, action.option_strings
+
+
+def test_powersgd_settings_default_only_when_unset():
+    from distbp.cli.config import parse_args
+    from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP
+
+    zero = parse_args(["--grad-compression", "powersgd", "--powersgd-warmup", "0"])
+    assert (zero.powersgd_rank, zero.powersgd_warmup) == (DEFAULT_RANK, 0)
+    unset = parse_args(["--grad-compression", "powersgd"])
+    assert (unset.powersgd_rank, unset.powersgd_warmup) == (DEFAULT_RANK, DEFAULT_WARMUP)
