@@ -19,13 +19,13 @@ class ReLU(Layer):
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         """x (B, ...) -> out (B, ...); the cache is out."""
-        out = np.maximum(x, 0, out=ws.array("out", x.shape, x.dtype))
+        out = np.maximum(x, 0, out=ws.like("out", x))
         return out, out
 
     def backward(self, dout: Array, cache: Array, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, ...) -> dx (B, ...), in dout: dout where out > 0, else 0."""
-        positive = np.greater(cache, 0, out=ws.array("mask", cache.shape, bool))
+        positive = np.greater(cache, 0, out=ws.like("mask", cache, bool))
         return np.multiply(dout, positive, out=dout)
 
 
@@ -44,13 +44,13 @@ class LeakyReLU(Layer):
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         """x (B, ...) -> out (B, ...); the cache is out (positive exactly where x is)."""
-        out = np.multiply(x, self.negative_slope, out=ws.array("out", x.shape, x.dtype))
+        out = np.multiply(x, self.negative_slope, out=ws.like("out", x))
         return np.maximum(x, out, out=out), out  # max(x, a x) for 0 <= a < 1
 
     def backward(self, dout: Array, cache: Array, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, ...) -> dx (B, ...), in dout: dout x (1 or negative_slope)."""
-        slope = np.greater(cache, 0, out=ws.array("slope", cache.shape, dout.dtype))
+        slope = np.greater(cache, 0, out=ws.like("slope", cache, dout.dtype))
         slope *= 1 - self.negative_slope
         slope += self.negative_slope  # 1 where x > 0, negative_slope elsewhere
         return np.multiply(dout, slope, out=dout)
@@ -64,7 +64,7 @@ class Sigmoid(Layer):
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         """x (B, ...) -> s (B, ...); the cache is s."""
-        out = np.multiply(x, 0.5, out=ws.array("out", x.shape, x.dtype))
+        out = np.multiply(x, 0.5, out=ws.like("out", x))
         np.tanh(out, out=out)
         out += 1
         out *= 0.5
@@ -73,7 +73,7 @@ class Sigmoid(Layer):
     def backward(self, dout: Array, cache: Array, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, ...) -> dx (B, ...), in dout: dout s (1 - s)."""
-        local = np.subtract(1, cache, out=ws.array("local", cache.shape, cache.dtype))
+        local = np.subtract(1, cache, out=ws.like("local", cache))
         local *= cache  # s (1 - s)
         return np.multiply(dout, local, out=dout)
 
@@ -83,12 +83,12 @@ class Tanh(Layer):
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
         """x (B, ...) -> t (B, ...); the cache is t."""
-        out = np.tanh(x, out=ws.array("out", x.shape, x.dtype))
+        out = np.tanh(x, out=ws.like("out", x))
         return out, out
 
     def backward(self, dout: Array, cache: Array, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, ...) -> dx (B, ...), in dout: dout (1 - t^2)."""
-        local = np.multiply(cache, cache, out=ws.array("local", cache.shape, cache.dtype))
+        local = np.multiply(cache, cache, out=ws.like("local", cache))
         np.subtract(1, local, out=local)  # 1 - tanh^2
         return np.multiply(dout, local, out=dout)

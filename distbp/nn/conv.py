@@ -1,21 +1,36 @@
-"""2-D convolution on NCHW tensors (batch, channels, height, width).
+"""2-D convolution on image batches (B, C, H, W), held in memory as (C, H, W, B).
 
-Conv2D gathers input patches with stride tricks into one matrix (im2col) and does one
-GEMM; its backward does two GEMMs and scatters the patch gradients back with one strided
-add per kernel position (KH x KW of them, never a loop over pixels).
+Conv2D copies input patches into one matrix (im2col: one strided copy per kernel
+position, k x k of them, each a block of whole rows of B images) and does one GEMM, the
+bias folded in as a row of ones; the output comes out of the GEMM already (C, H, W, B).
+Its backward does two GEMMs (the weight and bias gradients again as one) and adds the
+patch gradients back with one strided add per kernel position (col2im), never a loop
+over pixels or a transpose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from distbp.errors import check
 from distbp.nn.init import init_weight
 from distbp.nn.layer import Layer, check_positive_ints
-from distbp.nn.workspace import FRESH, Workspace
+from distbp.nn.workspace import FRESH, Workspace, chwb, from_chwb
 
 Array = np.ndarray
+
+
+def span(offset: int, out_size: int, size: int, stride: int, padding: int) -> tuple[slice,
+                                                                                      slice]:
+    """Kernel offset -> (the outputs whose input pixel lies inside the image, the input
+    pixels they read): a slice of outputs and a strided slice of inputs, equally long."""
+    low = max(0, -(-(padding - offset) // stride))
+    high = min(out_size, (size - 1 + padding - offset) // stride + 1)
+    high = max(high, low)
+    start = low * stride + offset - padding
+    return slice(low, high), slice(start, start + stride * (high - low), stride)
 
 
 class Conv2D(Layer):
@@ -53,63 +68,83 @@ class Conv2D(Layer):
         """Output height (or width) for an input height (or width) of `size`."""
         return (size + 2 * self.padding - self.kernel_size) // self.stride + 1
 
+    def shifts(self, out_h: int, out_w: int, height: int, width: int) -> Iterator[tuple]:
+        """Per kernel position (i, j): (i, j, output rows, output columns, input rows, input
+        columns), the slices that pair each output pixel with its input pixel."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        for i in range(k):
+            out_rows, rows = span(i, out_h, height, s, p)
+            for j in range(k):
+                out_cols, cols = span(j, out_w, width, s, p)
+                yield i, j, out_rows, out_cols, rows, cols
+
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
-        """x (B, C, H, W) -> out (B, OC, OH, OW); the cache is (cols (C k k, B OH OW),
-        the input shape)."""
+        """x (B, C, H, W) -> out (B, OC, OH, OW), held as (OC, OH, OW, B); the cache is
+        (cols (C k k + 1, OH OW B), the input shape)."""
         check(x.ndim == 4 and x.shape[1] == self.in_channels,
               f"layer {self.name} ({self!r}) expects input (batch, {self.in_channels}, H, W), "
               f"got {x.shape}")
-        batch, _, height, width = x.shape
+        batch, channels, height, width = x.shape
         out_h, out_w = self.output_size(height), self.output_size(width)
         check(out_h > 0 and out_w > 0, f"layer {self.name} ({self!r}): input {height}x{width} "
                                        "is smaller than the kernel")
-        p, s, k = self.padding, self.stride, self.kernel_size
-        channels, out_channels = self.in_channels, self.out_channels
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        windows = windows[:, :, :out_h, :out_w]  # (B, C, OH, OW, k, k), a view
-        # im2col, laid out (C, k, k, B, OH, OW): each copied plane runs along the image rows
-        cols = ws.array("cols", (channels, k, k, batch, out_h, out_w), x.dtype)
-        np.copyto(cols, windows.transpose(1, 4, 5, 0, 2, 3))
-        cols = cols.reshape(channels * k * k, batch * out_h * out_w)
-        flat = np.matmul(self.W.reshape(out_channels, -1), cols,  # the one GEMM
-                         out=ws.array("flat", (out_channels, cols.shape[1]), x.dtype))
-        flat += self.b[:, None]
-        out = ws.array("out", (batch, out_channels, out_h, out_w), x.dtype)
-        np.copyto(out, flat.reshape(out_channels, batch, out_h, out_w).transpose(1, 0, 2, 3))
-        return out, (cols, x.shape)
+        k, oc, rows = self.kernel_size, self.out_channels, channels * self.kernel_size ** 2
+        source = chwb(x)
+        cols = ws.array("cols", (rows + 1, out_h * out_w * batch), x.dtype)  # + a row of ones
+        patches = cols[:rows].reshape(channels, k, k, out_h, out_w, batch)
+        for i, j, out_rows, out_cols, in_rows, in_cols in self.shifts(out_h, out_w, height,
+                                                                      width):
+            plane = patches[:, i, j]  # (C, OH, OW, B): zero where the kernel sees padding
+            plane[:, :out_rows.start], plane[:, out_rows.stop:] = 0, 0
+            plane[:, :, :out_cols.start], plane[:, :, out_cols.stop:] = 0, 0
+            plane[:, out_rows, out_cols] = source[:, in_rows, in_cols]
+        cols[rows] = 1
+        weights = ws.array("weights", (oc, rows + 1), x.dtype)  # [W | b]
+        weights[:, :rows], weights[:, rows] = self.W.reshape(oc, rows), self.b
+        flat = np.matmul(weights, cols, out=ws.array("flat", (oc, cols.shape[1]), x.dtype))
+        return from_chwb(flat.reshape(oc, out_h, out_w, batch)), (cols, x.shape)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array | None:
-        """dout (B, OC, OH, OW) -> dx (B, C, H, W); dW (OC, C, k, k), db (OC,)."""
-        cols, shape = cache  # cols: (C k k, B OH OW)
+        """dout (B, OC, OH, OW) -> dx (B, C, H, W), held as (C, H, W, B); dW, db."""
+        cols, shape = cache
         batch, channels, height, width = shape
         out_h, out_w = dout.shape[2:]
-        oc, k, s, p = self.out_channels, self.kernel_size, self.stride, self.padding
-        dflat = ws.array("dflat", (oc, batch, out_h, out_w), dout.dtype)
-        np.copyto(dflat, dout.transpose(1, 0, 2, 3))
-        dflat = dflat.reshape(oc, batch * out_h * out_w)
-        dW = self.dW.reshape(oc, -1)
+        k, oc, rows = self.kernel_size, self.out_channels, channels * self.kernel_size ** 2
+        dflat = chwb(dout).reshape(oc, -1)  # a view when dout is held (OC, OH, OW, B)
+        dweights = np.matmul(dflat, cols.T, out=ws.array("dweights", (oc, rows + 1),
+                                                          dout.dtype))  # [dW | db]
         if accumulate:
-            dW += dflat @ cols.T
-            self.db += dflat.sum(axis=1)
+            self.dW += dweights[:, :rows].reshape(self.dW.shape)
+            self.db += dweights[:, rows]
         else:
-            np.matmul(dflat, cols.T, out=dW)
-            np.sum(dflat, axis=1, out=self.db)
+            self.dW[...], self.db[...] = dweights[:, :rows].reshape(self.dW.shape), \
+                dweights[:, rows]
         if not need_dx:
             return None
-        dcols = np.matmul(self.W.reshape(oc, -1).T, dflat,
-                          out=ws.array("dcols", cols.shape, dout.dtype))
-        dcols = dcols.reshape(channels, k, k, batch, out_h, out_w)
-        dpadded = ws.array("dpadded", (batch, channels, height + 2 * p, width + 2 * p),
-                           dout.dtype)
-        dpadded[...] = 0
-        for i in range(k):  # col2im: one strided add per kernel position
-            for j in range(k):
-                dpadded[:, :, i:i + s * out_h:s, j:j + s * out_w:s] += \
-                    dcols[:, i, j].transpose(1, 0, 2, 3)
-        return dpadded[:, :, p:p + height, p:p + width] if p else dpadded
+        dcols = np.matmul(self.W.reshape(oc, rows).T, dflat,
+                          out=ws.array("dcols", (rows, dflat.shape[1]), dout.dtype))
+        dcols = dcols.reshape(channels, k, k, out_h, out_w, batch)
+        dx = ws.array("dx", (channels, height, width, batch), dout.dtype)
+        shifts = sorted(self.shifts(out_h, out_w, height, width),
+                        key=lambda shift: -covers(shift, height, width))
+        if not covers(shifts[0], height, width):
+            dx[...] = 0
+        for index, (i, j, out_rows, out_cols, in_rows, in_cols) in enumerate(shifts):
+            patch = dcols[:, i, j, out_rows, out_cols]  # col2im: one strided add per position
+            if index == 0 and covers(shifts[0], height, width):
+                np.copyto(dx, patch)
+            else:
+                dx[:, in_rows, in_cols] += patch
+        return from_chwb(dx)
 
     def __repr__(self) -> str:
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
                 f", stride={self.stride}, padding={self.padding})")
+
+
+def covers(shift: tuple, height: int, width: int) -> bool:
+    """Whether a kernel position's input slices are every pixel of the image."""
+    rows, cols = shift[4], shift[5]
+    return (rows.step == 1 and rows.stop - rows.start == height
+            and cols.step == 1 and cols.stop - cols.start == width)

@@ -7,7 +7,7 @@ import numpy as np
 
 from distbp.errors import check
 from distbp.nn.layer import Layer, check_positive_ints
-from distbp.nn.workspace import FRESH, Workspace
+from distbp.nn.workspace import FRESH, Workspace, chwb, from_chwb
 
 Array = np.ndarray
 
@@ -25,36 +25,39 @@ class MaxPool2D(Layer):
         return {"size": self.size}
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple]:
-        """x (B, C, H, W) -> out (B, C, H/k, W/k); the cache is (which window position
-        won (B, C, H/k, W/k) uint8, the input shape)."""
+        """x (B, C, H, W) -> out (B, C, H/k, W/k), held (C, H/k, W/k, B); the cache is
+        (which window position won, uint8 like out held so, the input shape)."""
         k = self.size
         check(x.ndim == 4 and x.shape[2] % k == 0 and x.shape[3] % k == 0,
               f"layer {self.name} ({self!r}) needs (batch, C, H, W) with H and W divisible "
               f"by {k}, got {x.shape}")
         b, c, h, w = x.shape
-        out = ws.array("out", (b, c, h // k, w // k), x.dtype)
+        source = chwb(x)  # (C, H, W, B): a window position's values run B at a time
+        out = ws.array("out", (c, h // k, w // k, b), x.dtype)
         winner = ws.array("winner", out.shape, np.uint8)  # which window position won
-        greater = ws.array("greater", out.shape, bool)
-        np.copyto(out, x[:, :, 0::k, 0::k])
+        greater = ws.array("greater", out.shape, np.uint8)
+        np.copyto(out, source[:, 0::k, 0::k])
         winner[...] = 0
         for position in range(1, k * k):  # strided views: no copies of the input
-            view = x[:, :, position // k::k, position % k::k]
+            view = source[:, position // k::k, position % k::k]
             np.greater(view, out, out=greater)  # strictly: the first maximum wins
-            np.copyto(winner, position, where=greater)
+            greater *= position  # the last position to beat the maximum so far won, so
+            np.maximum(winner, greater, out=winner)  # the largest (no branches)
             np.maximum(out, view, out=out)
-        return out, (winner, x.shape)
+        return from_chwb(out), (winner, x.shape)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
-        """dout (B, C, H/k, W/k) -> dx (B, C, H, W): each gradient to its window's winner."""
-        winner, shape = cache
-        k = self.size
-        dx = ws.array("dx", shape, dout.dtype)
+        """dout (B, C, H/k, W/k) -> dx (B, C, H, W), held (C, H, W, B): each gradient to its
+        window's winner."""
+        winner, (b, c, h, w) = cache
+        k, grads = self.size, chwb(dout)
+        dx = ws.array("dx", (c, h, w, b), dout.dtype)
         mask = ws.array("mask", winner.shape, bool)
         for position in range(k * k):
             np.equal(winner, position, out=mask)
-            np.multiply(dout, mask, out=dx[:, :, position // k::k, position % k::k])
-        return dx
+            np.multiply(grads, mask, out=dx[:, position // k::k, position % k::k])
+        return from_chwb(dx)
 
     def __repr__(self) -> str:
         return f"MaxPool2D({self.size})"
