@@ -19,6 +19,7 @@ import distbp
 from distbp.dist.step import DataParallel
 from distbp.nn.conv import Conv2D
 from distbp.nn.spec import CNN_SPEC, build_layers
+from distbp.nn.workspace import from_chwb
 
 
 def median_seconds(function, steps: int, repeats: int = 5) -> float:
@@ -47,19 +48,22 @@ def main() -> None:
     for index, layer in enumerate(model.layers):
         if not isinstance(layer, Conv2D):
             continue
-        layer_input = caches[index][1]  # the conv's input shape (B, C, H, W)
-        data = rng.standard_normal(layer_input).astype(np.float32)
+        batch, channels, height, width = caches[index][1]  # the conv's input shape
+        # inputs and gradients held (C, H, W, B), as the layers around a conv hand them over
+        data = from_chwb(rng.standard_normal((channels, height, width, batch),
+                                             dtype=np.float32))
         result, cache = layer.forward(data, model.workspaces[index])
-        grad = rng.standard_normal(result.shape).astype(np.float32)
+        grad = np.empty_like(result)
+        grad[...] = rng.standard_normal(result.shape, dtype=np.float32)
 
         need_dx = index > 1  # the first conv (after Reshape) skips its input gradient
 
         def layer_step(layer=layer, data=data, grad=grad, ws=model.workspaces[index],
                        need_dx=need_dx):
             _, cache = layer.forward(data, ws)
-            layer.backward(grad.copy(), cache, need_dx=need_dx, ws=ws)
+            layer.backward(grad, cache, need_dx=need_dx, ws=ws)
 
-        cols = cache[0]  # (C k k, B OH OW)
+        cols = cache[0][:-1]  # (C k k, OH OW B): the patches without the bias's row of ones
         weights = layer.W.reshape(layer.out_channels, -1)
         flat = np.empty((layer.out_channels, cols.shape[1]), np.float32)
         dweights = np.empty_like(weights)

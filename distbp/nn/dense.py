@@ -56,7 +56,8 @@ class Dense(Layer):
             np.sum(dout, axis=0, out=self.db)
         if not need_dx:  # the first layer: nobody needs d/d(input), skip that GEMM
             return None
-        return np.matmul(dout, self.W.T, out=ws.array("dx", x.shape, dout.dtype))
+        # dx laid out as x (feature-major after a Flatten of images held (C, H, W, B))
+        return np.matmul(dout, self.W.T, out=ws.like("dx", x, dout.dtype))
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features})"

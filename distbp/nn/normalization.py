@@ -62,8 +62,8 @@ class BatchNorm(Layer):
               f"(batch, {self.num_features}, H, W), got {x.shape}")
 
     def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, tuple | None]:
-        """x (B, F) or (B, F, H, W) -> out of the same shape; the cache is (xhat as
-        feature rows, invstd (F,), the global count). Training: one Allreduce of 2F+1
+        """x (B, F) or (B, F, H, W) -> out of the same shape; the cache is (the input as
+        feature rows, mean and invstd (F,), the global count). Training: one Allreduce of 2F+1
         sums."""
         self.check_input(x)
         values = feature_rows(x)  # (F, everything else): per-feature work runs along rows
@@ -74,36 +74,32 @@ class BatchNorm(Layer):
             np.multiply(values, scale.astype(x.dtype)[:, None], out=out_rows)
             out_rows += shift.astype(x.dtype)[:, None]
             return out, None
-        square, _ = held(ws, "square", x.shape, x.dtype)
-        np.multiply(values, values, out=square)
         blocks = 1 if x.ndim == 2 else x.shape[2]  # one block per image row (of all B images)
-        sums = np.concatenate([row_sums(values, blocks), row_sums(square, blocks),
+        sums = np.concatenate([row_sums(values, blocks), row_dots(values, values, blocks),
                                [values.shape[1]]])
         self.context.allreduce(sums)  # the global batch's sums
         total = max(sums[-1], 1.0)
         mean = sums[:self.num_features] / total
         var = np.maximum(sums[self.num_features:-1] / total - mean * mean, 0.0)
         invstd = 1.0 / np.sqrt(var + self.eps)
-        xhat, _ = held(ws, "xhat", x.shape, x.dtype)
-        np.subtract(values, mean.astype(x.dtype)[:, None], out=xhat)
-        xhat *= invstd.astype(x.dtype)[:, None]
+        scale = self.gamma * invstd  # out = gamma (x - mean) invstd + beta = x scale + shift
         out_rows, out = held(ws, "out", x.shape, x.dtype)
-        np.multiply(xhat, self.gamma[:, None], out=out_rows)
-        out_rows += self.beta[:, None]
+        np.multiply(values, scale.astype(x.dtype)[:, None], out=out_rows)
+        out_rows += (self.beta - mean * scale).astype(x.dtype)[:, None]
         unbiased = var * total / max(total - 1, 1.0)
         self.running_mean += self.momentum * (mean - self.running_mean)
         self.running_var += self.momentum * (unbiased - self.running_var)
-        return out, (xhat, invstd, total)
+        return out, (values, mean, invstd, total)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout like x -> dx like x; dgamma, dbeta (F,). One Allreduce of 2F sums."""
-        xhat, invstd, total = cache
+        values, mean, invstd, total = cache  # values: the input's feature rows
         f, grads = self.num_features, feature_rows(dout)
-        product, _ = held(ws, "product", dout.shape, dout.dtype)
-        np.multiply(grads, xhat, out=product)
         blocks = 1 if dout.ndim == 2 else dout.shape[2]
-        local = np.concatenate([row_sums(grads, blocks), row_sums(product, blocks)])
+        summed = row_sums(grads, blocks)  # sum(dout), then sum(dout xhat) from sum(dout x)
+        local = np.concatenate([summed, invstd * (row_dots(grads, values, blocks)
+                                                  - mean * summed)])
         if accumulate:
             self.dbeta += local[:f]
             self.dgamma += local[f:]
@@ -111,13 +107,17 @@ class BatchNorm(Layer):
             self.dbeta[...] = local[:f]
             self.dgamma[...] = local[f:]
         self.context.allreduce(local)  # the global batch's two sums
-        # dx = gamma invstd / N (N dout - sum(dout) - xhat sum(dout xhat)), per feature
-        scale = self.gamma * invstd / total
+        # dx = gamma invstd / N (N dout - sum(dout) - xhat sum(dout xhat)), per feature,
+        #    = a dout + b x + c
+        a = self.gamma * invstd
+        b = -a * invstd * local[f:] / total
+        c = -a * local[:f] / total - b * mean
         dx_rows, dx = held(ws, "dx", dout.shape, dout.dtype)
-        np.multiply(grads, (scale * total).astype(dout.dtype)[:, None], out=dx_rows)
-        dx_rows -= (scale * local[:f]).astype(dout.dtype)[:, None]
-        np.multiply(xhat, (scale * local[f:]).astype(dout.dtype)[:, None], out=product)
-        dx_rows -= product
+        np.multiply(grads, a.astype(dout.dtype)[:, None], out=dx_rows)
+        product, _ = held(ws, "product", dout.shape, dout.dtype)
+        np.multiply(values, b.astype(dout.dtype)[:, None], out=product)
+        product += c.astype(dout.dtype)[:, None]
+        dx_rows += product
         return dx
 
     def __repr__(self) -> str:
@@ -146,3 +146,10 @@ def row_sums(rows: Array, blocks: int) -> Array:
     blocks of each row in the values' own precision (about 1e-7 relative in float32), then
     those in float64 (as accurate as float64 throughout to that, and twice as fast)."""
     return rows.reshape(len(rows), blocks, -1).sum(axis=2).sum(axis=1, dtype=np.float64)
+
+
+def row_dots(rows: Array, others: Array, blocks: int) -> Array:
+    """Per-row dot products (F,) in float64 of two (F, M) arrays, blocked as row_sums."""
+    shape = (len(rows), blocks, -1)
+    return np.einsum("fbm,fbm->fb", rows.reshape(shape), others.reshape(shape)).sum(
+        axis=1, dtype=np.float64)
