@@ -69,6 +69,8 @@ class Sequential:
                 state_offset += int(np.prod(shape))
         self.flat_state = np.zeros(state_offset, dtype=np.float64)  # e.g. running statistics
         self.collective = any(layer.collective for layer in self.layers)
+        self.first_trained = next((index for index, layer in enumerate(self.layers)
+                                   if layer.param_shapes()), len(self.layers))
         self.task = "outputs"  # what predict returns: "probabilities" (classes) or "outputs"
         self.normalization = (0.0, 1.0)  # (mean, std) predict applies to raw inputs
         self.input_shape: tuple[int, ...] | None = None  # per example, when known (saved)
@@ -154,13 +156,15 @@ class Sequential:
             caches.append(cache)
         return out, caches
 
-    def backward(self, dout: Array, caches: list[object], accumulate: bool = False) -> Array | None:
-        """dout (B, out) -> d/d(input) (None: the first layer skips that GEMM); writes (or,
-        if accumulate, adds) all parameter gradients. May overwrite dout."""
-        for index in range(len(self.layers) - 1, -1, -1):
+    def backward(self, dout: Array, caches: list[object], accumulate: bool = False) -> None:
+        """dout (B, out) -> writes (or, if accumulate, adds) all parameter gradients, from
+        the last layer down to the first with parameters (nothing before it needs a
+        gradient: it computes no input gradient, e.g. no col2im for a first Conv2D behind
+        a Reshape). May overwrite dout."""
+        first = self.first_trained
+        for index in range(len(self.layers) - 1, first - 1, -1):
             dout = self.layers[index].backward(dout, caches[index], accumulate,
-                                               need_dx=index > 0, ws=self.workspaces[index])
-        return dout
+                                               need_dx=index > first, ws=self.workspaces[index])
 
     def loss_sum_and_backward(self, x: Array, y: Array, loss: Loss, scale: float,
                               accumulate: bool = False, context: StepContext | None = None,
