@@ -97,7 +97,7 @@ def worker(args: argparse.Namespace) -> None:
     sent = (wire_bytes() - sent) / (args.steps * args.repeats)
     comm.Allreduce, comm.node_barrier = reduce, node_barrier
 
-    floor = gemm_floor(model, x, args) if args.model in MODELS else float("nan")
+    floor = gemm_floor(model, x, args)
     allreduce_buffer = np.zeros(model.num_parameters + 3, dtype=np.float32)
     allreduce_alone = median_time(lambda: comm.Allreduce(allreduce_buffer), args, comm)
     everyone = comm.allgather(runs)
@@ -124,22 +124,41 @@ def wire_bytes(interface: str = "eth0") -> int:
 
 
 def gemm_floor(model, x, args) -> float:
-    """The step's GEMMs alone, same shapes, into preallocated outputs."""
+    """The step's GEMMs alone, same shapes, into preallocated outputs: per Dense x@W, and
+    per Conv2D W@cols (cols: its im2col patches without the bias's row of ones); backward
+    the weight gradient and the input gradient (none for the first layer with weights).
+    NaN for models with other GEMMs (recurrent layers)."""
     import numpy as np
 
-    weights = [layer.W for layer in model.layers if hasattr(layer, "W")]
-    batch = len(x)
-    acts = [x] + [np.ones((batch, w.shape[1]), dtype=np.float32) for w in weights]
-    grads = [np.empty_like(w) for w in weights]
-    dxs = [np.empty((batch, w.shape[0]), dtype=np.float32) for w in weights]
+    from distbp.nn.conv import Conv2D
+    from distbp.nn.dense import Dense
+
+    trained = [layer for layer in model.layers if layer.param_shapes()]
+    if any(not isinstance(layer, (Conv2D, Dense)) and hasattr(layer, "W_ih")
+           for layer in trained):
+        return float("nan")
+    _, caches = model.forward_train(x)
+    forward, backward = [], []  # (a, b, out): np.matmul(a, b, out=out)
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            cols = np.ones_like(caches[index][0][:-1])
+            weights = layer.W.reshape(layer.out_channels, -1)
+            acts = np.empty((weights.shape[0], cols.shape[1]), dtype=np.float32)
+            steps = [(weights, cols, acts)], [(acts, cols.T, np.empty_like(weights))], \
+                (weights.T, acts, np.empty_like(cols))
+        elif isinstance(layer, Dense):
+            inputs = np.ones((len(x), layer.W.shape[0]), dtype=np.float32)
+            acts = np.empty((len(x), layer.W.shape[1]), dtype=np.float32)
+            steps = [(inputs, layer.W, acts)], [(inputs.T, acts, np.empty_like(layer.W))], \
+                (acts, layer.W.T, np.empty_like(inputs))
+        else:
+            continue
+        forward += steps[0]
+        backward = steps[1] + ([steps[2]] if layer is not trained[0] else []) + backward
 
     def gemms():
-        for i, w in enumerate(weights):
-            np.matmul(acts[i], w, out=acts[i + 1])
-        for i in range(len(weights) - 1, -1, -1):
-            np.matmul(acts[i].T, acts[i + 1], out=grads[i])
-            if i:
-                np.matmul(acts[i + 1], weights[i].T, out=dxs[i])
+        for a, b, out in forward + backward:
+            np.matmul(a, b, out=out)
 
     return median_time(gemms, args)
 

@@ -7,24 +7,35 @@ import numpy as np
 
 from distbp.errors import check
 from distbp.nn.layer import Layer
+from distbp.nn.pool import MaxPool2D
 from distbp.nn.workspace import FRESH, Workspace
 
 Array = np.ndarray
 
 
 class ReLU(Layer):
-    """max(x, 0)."""
+    """max(x, 0). Before a MaxPool2D it hands itself over to the pool, which applies it to
+    its output, 4x smaller (max commutes with max(., 0): same values, same gradients)."""
 
     init_name = "relu"  # layers before it use He initialisation
+    deferred = False  # True: the MaxPool2D after it applies it
 
-    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array]:
-        """x (B, ...) -> out (B, ...); the cache is out."""
+    def link(self, following: Layer) -> None:
+        if isinstance(following, MaxPool2D):
+            self.deferred = following.relu = True
+
+    def forward(self, x: Array, ws: Workspace = FRESH) -> tuple[Array, Array | None]:
+        """x (B, ...) -> out (B, ...); the cache is out (deferred: x itself, no cache)."""
+        if self.deferred:
+            return x, None
         out = np.maximum(x, 0, out=ws.like("out", x))
         return out, out
 
-    def backward(self, dout: Array, cache: Array, accumulate: bool = False,
+    def backward(self, dout: Array, cache: Array | None, accumulate: bool = False,
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, ...) -> dx (B, ...), in dout: dout where out > 0, else 0."""
+        if cache is None:  # deferred: the pool's backward masked it
+            return dout
         positive = np.greater(cache, 0, out=ws.like("mask", cache, bool))
         return np.multiply(dout, positive, out=dout)
 

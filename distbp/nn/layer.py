@@ -72,6 +72,11 @@ class Layer:
     def bind(self, params: dict[str, Array], grads: dict[str, Array]) -> None:
         """Receive views into the flat parameter and gradient buffers."""
 
+    def link(self, following: Layer) -> None:
+        """Sequential introduces each layer to the next: a layer may hand its work to the
+        next when the pair then computes the same values and gradients in fewer passes
+        over memory (a ReLU before a MaxPool2D)."""
+
     def init_params(self, rng: np.random.Generator, nonlinearity: str) -> None:
         """Fill the bound parameters (deterministic given rng)."""
 

@@ -1,5 +1,6 @@
-"""Pooling on NCHW tensors: max over non-overlapping windows (strided views, no copies
-of the input), and the global average over each channel."""
+"""Pooling on image batches (B, C, H, W), held (C, H, W, B) (distbp.nn.workspace): max
+over non-overlapping windows (strided views, no copies of the input; each window
+position's values run B at a time), and the global average over each channel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class MaxPool2D(Layer):
     """Max over non-overlapping size x size windows (H and W divisible by size)."""
 
     transparent_to_init = True
+    relu = False  # True: also max(out, 0), for the ReLU before it (see ReLU.link)
 
     def __init__(self, size: int = 2) -> None:
         check_positive_ints("MaxPool2D", size=size)
@@ -44,6 +46,11 @@ class MaxPool2D(Layer):
             greater *= position  # the last position to beat the maximum so far won, so
             np.maximum(winner, greater, out=winner)  # the largest (no branches)
             np.maximum(out, view, out=out)
+        if self.relu:  # windows whose maximum is <= 0 pass no gradient: no position won
+            np.less_equal(out, 0, out=greater)
+            greater *= 255
+            np.maximum(winner, greater, out=winner)
+            np.maximum(out, 0, out=out)
         return from_chwb(out), (winner, x.shape)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
@@ -76,4 +83,6 @@ class GlobalAvgPool2D(Layer):
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout (B, C) -> dx (B, C, H, W), each pixel dout / (H W)."""
         b, c, h, w = cache
-        return np.broadcast_to((dout / (h * w))[:, :, None, None], cache).copy()
+        dx = ws.array("dx", (c, h, w, b), dout.dtype)  # held (C, H, W, B)
+        np.copyto(dx, (dout.T / (h * w))[:, None, None, :])
+        return from_chwb(dx)

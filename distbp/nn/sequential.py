@@ -69,6 +69,8 @@ class Sequential:
                 state_offset += int(np.prod(shape))
         self.flat_state = np.zeros(state_offset, dtype=np.float64)  # e.g. running statistics
         self.collective = any(layer.collective for layer in self.layers)
+        for layer, following in zip(self.layers[:-1], self.layers[1:], strict=True):
+            layer.link(following)
         self.first_trained = next((index for index, layer in enumerate(self.layers)
                                    if layer.param_shapes()), len(self.layers))
         self.task = "outputs"  # what predict returns: "probabilities" (classes) or "outputs"

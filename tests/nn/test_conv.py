@@ -6,6 +6,7 @@ import pytest
 from conftest import float64_model, layer_gradcheck
 
 import distbp
+from distbp.nn.workspace import chwb, from_chwb
 
 LOSS = distbp.SoftmaxCrossEntropy()
 
@@ -45,3 +46,28 @@ def test_conv_matches_a_direct_convolution():
                     patch = padded[b, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
                     expected[b, o, i, j] = np.sum(patch * weight[o]) + bias[o]
     np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 1), (1, 0), (2, 2)])
+def test_conv_holds_its_output_and_takes_either_layout(stride, padding):
+    rng = np.random.default_rng(3)
+    conv = float64_model(distbp.Conv2D(2, 3, 3, stride, padding)).layers[0]
+    plain = rng.standard_normal((4, 2, 7, 6))
+    held = from_chwb(np.ascontiguousarray(chwb(plain)))
+    out, cache = conv.forward(plain)
+    assert chwb(out).flags.c_contiguous  # (C, H, W, B) in memory: the GEMM's own output
+    held_out, held_cache = conv.forward(held)
+    np.testing.assert_array_equal(held_out, out)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout, cache)
+    weight_grad = conv.dW.copy()
+    np.testing.assert_array_equal(conv.backward(from_chwb(np.ascontiguousarray(chwb(dout))),
+                                                held_cache), dx)
+    np.testing.assert_array_equal(conv.dW, weight_grad)
+    conv.backward(dout, cache, accumulate=True)
+    np.testing.assert_allclose(conv.dW, 2 * weight_grad, rtol=1e-12)
+    assert conv.backward(dout, cache, need_dx=False) is None
+
+
+def test_conv_padding_wider_than_the_kernel_reach_gradchecks():
+    assert layer_gradcheck(distbp.Conv2D(1, 2, 3, 1, 3), (2, 1, 4, 5)) < 1e-7

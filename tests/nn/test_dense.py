@@ -29,3 +29,15 @@ def test_dense_rejects_wrong_input_width():
     with pytest.raises(ValueError, match=r"layer 0 \(Dense\(4, 3\)\) expects input of "
                                          r"shape \(batch, 4\), got \(2, 5\)"):
         model.forward(np.zeros((2, 5)))
+
+
+def test_dense_input_gradient_is_laid_out_as_its_input():
+    rng = np.random.default_rng(1)
+    layer = distbp.Sequential([distbp.Dense(6, 3)], dtype=np.float64).layers[0]
+    x = rng.standard_normal((4, 6))
+    feature_major = np.asfortranarray(x)  # as a Flatten of images held (C, H, W, B) gives
+    dout = rng.standard_normal((4, 3))
+    dx = layer.backward(dout, layer.forward(x)[1]).copy()
+    dx_major = layer.backward(dout, layer.forward(feature_major)[1])
+    assert dx_major.flags.f_contiguous and not dx_major.flags.c_contiguous
+    np.testing.assert_allclose(dx_major, dx, rtol=1e-12)

@@ -100,3 +100,23 @@ def test_import_needs_no_mpi():
             "print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+class Untouchable(distbp.Layer):
+    """A parameter-free layer whose backward must not run."""
+
+    def forward(self, x, ws=None):
+        return x, None
+
+    def backward(self, dout, cache, accumulate=False, need_dx=True, ws=None):
+        raise AssertionError("backward ran below the first layer with parameters")
+
+
+def test_backward_stops_at_the_first_layer_with_parameters(rng):
+    model = distbp.Sequential([Untouchable(), distbp.Reshape(1, 4, 4),
+                               distbp.Conv2D(1, 2, 3, 1, 1), distbp.Flatten(),
+                               distbp.Dense(32, 3)], dtype=np.float64)
+    assert model.first_trained == 2
+    model.loss_and_backward(rng.standard_normal((3, 16)), rng.integers(0, 3, 3),
+                            distbp.SoftmaxCrossEntropy())
+    assert np.abs(model.layers[2].dW).sum() > 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from distbp.nn.workspace import FRESH, Workspace
+from distbp.nn.workspace import FRESH, Workspace, chwb, from_chwb
 
 
 def test_a_workspace_reuses_its_buffers():
@@ -17,3 +17,23 @@ def test_a_workspace_reuses_its_buffers():
 
 def test_fresh_allocates_every_time():
     assert FRESH.array("out", (2,), np.float32) is not FRESH.array("out", (2,), np.float32)
+
+
+def test_like_keeps_the_memory_order_of_its_model():
+    ws = Workspace()
+    held = from_chwb(np.zeros((3, 4, 5, 2), np.float32))  # (B, C, H, W) held (C, H, W, B)
+    out = ws.like("out", held)
+    assert out.shape == (2, 3, 4, 5) and chwb(out).flags.c_contiguous
+    assert ws.like("out", held) is out
+    plain = ws.like("out", np.zeros((2, 3, 4, 5), np.float32))
+    assert plain is not out and plain.flags.c_contiguous
+    assert ws.like("mask", held, bool).dtype == bool
+    assert chwb(FRESH.like("out", held)).flags.c_contiguous
+
+
+def test_chwb_and_from_chwb_are_views_of_one_buffer():
+    x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    held = chwb(x)
+    assert held.shape == (3, 4, 5, 2) and np.shares_memory(held, x)
+    assert held[1, 2, 3, 0] == x[0, 1, 2, 3]
+    np.testing.assert_array_equal(from_chwb(held), x)
