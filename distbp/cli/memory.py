@@ -9,7 +9,7 @@ from pathlib import Path
 from distbp.errors import check
 
 GB = 1e9
-BUFFERS = {"sgd": 4, "adam": 6, "adamw": 6}  # flat buffers: params, grads, sync, state, scratch
+BUFFERS = {"sgd": 4, "adam": 5, "adamw": 5}  # flat buffers: params, grads, sync, state
 
 
 def needed_bytes(param_count: int, activations: int, batch: int, itemsize: int,

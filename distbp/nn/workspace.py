@@ -42,7 +42,7 @@ class Workspace:
         """A buffer shaped like x whose memory runs in x's axis order (a batch held as
         (C, H, W, B) gets one held so), allocated on first use."""
         dtype = np.dtype(dtype or x.dtype)
-        key = (name, x.shape, dtype, tuple(np.argsort(np.negative(x.strides), kind="stable")))
+        key = (name, x.shape, dtype, x.strides)
         found = self.arrays.get(key)
         if found is None:
             found = self.arrays[key] = np.empty_like(x, dtype=dtype)

@@ -23,6 +23,9 @@ def check_nonnegative(owner: str, **values: float) -> None:
               f"{owner}: {name} must be a finite number >= 0, got {value!r}")
 
 
+CHUNK = 1 << 18  # values per update() call: 1 MB of float32, so its passes stay in the cache
+
+
 class Optimizer:
     """Base: the model, the learning rate, state buffers (named arrays) and a scratch."""
 
@@ -32,8 +35,9 @@ class Optimizer:
         self.lr = float(lr)
         self.steps = 0
         self.buffers: dict[str, np.ndarray] = {}  # state, laid out like the parameters
-        self.scratch = np.empty_like(model.flat_params)  # private work space: no allocation
-        self.scratch2 = np.empty_like(model.flat_params) if self.needs_second_scratch() else None
+        size = min(len(model.flat_params), CHUNK)  # private work space for one chunk
+        self.scratch = np.empty(size, dtype=model.flat_params.dtype)
+        self.scratch2 = np.empty_like(self.scratch) if self.needs_second_scratch() else None
 
     def needs_second_scratch(self) -> bool:
         """Whether update() needs a second scratch buffer."""
@@ -59,11 +63,18 @@ class Optimizer:
 
     def step(self, part: slice = WHOLE, grad: np.ndarray | None = None) -> None:
         """Update the parameters in `part` (all by default) from the gradients (or from
-        `grad`, laid out like that part)."""
+        `grad`, laid out like that part), CHUNK values at a time: the update's several
+        element-wise passes then run in the cache, with the same results."""
+        params = self.model.flat_params[part]
         grad = self.model.flat_grads[part] if grad is None else grad
-        scratch2 = None if self.scratch2 is None else self.scratch2[part]
-        self.update(self.model.flat_params[part], grad, (self.scratch[part], scratch2),
-                    {k: v[part] for k, v in self.buffers.items()})
+        state = {name: buffer[part] for name, buffer in self.buffers.items()}
+        for start in range(0, len(params), CHUNK):
+            chunk = slice(start, start + CHUNK)
+            size = len(params[chunk])
+            scratches = (self.scratch[:size],
+                         None if self.scratch2 is None else self.scratch2[:size])
+            self.update(params[chunk], grad[chunk], scratches,
+                        {name: buffer[chunk] for name, buffer in state.items()})
         self.steps += 1
 
     def update(self, params, grad, scratch, state) -> None:

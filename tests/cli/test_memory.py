@@ -7,7 +7,7 @@ from distbp.cli import memory
 
 def test_the_estimate_counts_buffers_and_activations():
     buffers, activations = memory.needed_bytes(1000, 50, batch=10, itemsize=4, optimizer="adam")
-    assert buffers == 1000 * 4 * 7 and activations == 3 * 50 * 10 * 4
+    assert buffers == 1000 * 4 * 6 and activations == 3 * 50 * 10 * 4
 
 
 def test_available_memory_reads_meminfo_and_the_cgroup(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import distbp
+from distbp.optim.optimizers import CHUNK
 
 
 def tiny_model():
@@ -101,3 +102,25 @@ def test_adam_first_step_moves_by_lr():
 def test_bad_hyperparameters(factory, message):
     with pytest.raises(ValueError, match=message):
         factory(tiny_model())
+
+
+@pytest.mark.parametrize("factory", [
+    lambda m: distbp.SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda m: distbp.Adam(m, lr=0.01, weight_decay=0.01),
+    lambda m: distbp.AdamW(m, lr=0.01),
+], ids=["sgd", "adam", "adamw"])
+def test_an_update_in_chunks_equals_one_whole_update(factory):
+    rng = np.random.default_rng(3)
+    chunked, whole = (distbp.Sequential([distbp.Dense(600, 500)], seed=1) for _ in range(2))
+    assert chunked.num_parameters > CHUNK  # two chunks, the second a short one
+    chunked_optimizer, whole_optimizer = factory(chunked), factory(whole)
+    for _ in range(3):
+        grad = rng.standard_normal(chunked.num_parameters).astype(np.float32)
+        chunked.flat_grads[...] = grad
+        chunked_optimizer.step()
+        scratches = (np.empty_like(grad), np.empty_like(grad))
+        whole_optimizer.update(whole.flat_params, grad, scratches, whole_optimizer.buffers)
+        whole_optimizer.steps += 1
+    np.testing.assert_array_equal(chunked.flat_params, whole.flat_params)
+    assert not np.array_equal(chunked.flat_params, distbp.Sequential(
+        [distbp.Dense(600, 500)], seed=1).flat_params)
