@@ -36,7 +36,7 @@ SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE 
 def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Position, Progress]:
     """Build, agree, check the output paths, restore: everything before the loop."""
     reduction = comm.run_agreed(lambda: make_reduction(
-        reduction_name(args), comm, args.exact_shard_size, args.grad_compression,
+        reduction_name(args, comm), comm, args.exact_shard_size, args.grad_compression,
         **({"powersgd_rank": args.powersgd_rank, "powersgd_warmup": args.powersgd_warmup}
            if args.grad_compression == "powersgd" else {})))
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))

@@ -14,6 +14,7 @@ from distbp.cli.memory import check_fits
 from distbp.data.dataset import Dataset
 from distbp.data.loaders import load
 from distbp.data.sampler import GlobalBatchSampler
+from distbp.dist import choose
 from distbp.dist.comm import SerialComm
 from distbp.dist.reduction import Reduction
 from distbp.dist.step import DataParallel
@@ -89,9 +90,10 @@ def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
     return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
 
 
-def reduction_name(args: argparse.Namespace) -> str:
-    """--exact selects the fixed-point reduction, else --reduce (auto, allreduce, shared)."""
-    return "exact" if args.exact else args.reduce
+def reduction_name(args: argparse.Namespace, comm: SerialComm) -> str:
+    """--exact selects the fixed-point reduction (in shared memory where --reduce resolves
+    to it), else --reduce (auto, allreduce, shared, hierarchical)."""
+    return choose.reduction_name(args.reduce, args.exact, comm)
 
 
 def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> Run:

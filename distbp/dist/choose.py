@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from distbp.dist.comm import SerialComm
+from distbp.dist.exactshared import ExactSharedSum
 from distbp.dist.fixedpoint import FixedPointSum
 from distbp.dist.hierarchical import HierarchicalSum
 from distbp.dist.powersgd import DEFAULT_RANK, DEFAULT_WARMUP, PowerSGDSum
@@ -34,6 +35,7 @@ REDUCTIONS: dict[str, Callable[..., Reduction]] = {
     "hierarchical": lambda shard_size, compression="none", **options:
         hierarchical(compression, **options),
     "exact": lambda shard_size, compression="none", **_: FixedPointSum(shard_size),
+    "exact-shared": lambda shard_size, compression="none", **_: ExactSharedSum(shard_size),
 }
 
 
@@ -58,6 +60,15 @@ def resolve(name: str, comm: SerialComm, compression: str = "none") -> str:
     return name
 
 
+def reduction_name(reduce: str, exact: bool, comm: SerialComm) -> str:
+    """`reduce`, or with exact the fixed-point reduction: its integers summed in shared
+    memory where `reduce` resolves to shared memory (one node, several ranks), else with
+    an Allreduce. Collective for 'auto' across nodes (see resolve)."""
+    if not exact:
+        return reduce
+    return "exact-shared" if resolve(reduce, comm) == "shared" else "exact"
+
+
 def make_reduction(name: str, comm: SerialComm, shard_size: int = 128,
                    compression: str = "none", powersgd_rank: int = DEFAULT_RANK,
                    powersgd_warmup: int = DEFAULT_WARMUP) -> Reduction:
@@ -79,9 +90,10 @@ def make_trainer(model: Sequential, optimizer: Optimizer, loss: Loss, comm: Seri
                  powersgd_warmup: int = DEFAULT_WARMUP) -> DataParallel:
     """The step `python -m distbp.train` uses. reduce: 'shared' (within one node),
     'allreduce', 'hierarchical' (across nodes) or 'auto'; exact: the fixed-point reduction
-    (bitwise equal at any rank count). seed: of the Dropout masks. compression: 'bf16',
+    (bitwise equal at any rank count; its integers summed in shared memory where 'auto' or
+    'shared' resolves to shared memory). seed: of the Dropout masks. compression: 'bf16',
     'fp16' or 'powersgd' (rank powersgd_rank, after powersgd_warmup exact steps) between
     nodes."""
-    reduction = make_reduction("exact" if exact else reduce, comm, exact_shard_size,
+    reduction = make_reduction(reduction_name(reduce, exact, comm), comm, exact_shard_size,
                                compression, powersgd_rank, powersgd_warmup)
     return DataParallel(model, optimizer, loss, comm, micro_batch_size, reduction, seed)

@@ -52,12 +52,16 @@ class FixedPointSum(Reduction):
                                     "the global batch, not one micro-shard")
         super().attach(model, optimizer, comm)
         size = model.num_parameters
-        self.buffer = np.zeros(size + len(Slot), dtype=np.int64)
+        self.buffer = self.int_buffer(size + len(Slot))
         self.ints, self.stats = self.buffer[:size], self.buffer[size:]
         self.scaled = np.empty(size, dtype=model.dtype)  # one shard's gradient x 2**s
         self.ints_scratch = np.empty(size, dtype=np.int64)
         self.parts = [slice(offset, offset + int(np.prod(shape)))
                       for _, offset, shape in model.layout]
+
+    def int_buffer(self, length: int) -> Array:
+        """The int64 sync buffer: [gradients..., statistics]."""
+        return np.zeros(length, dtype=np.int64)
 
     def blas_threads(self, local_size: int) -> int:
         return 1  # a micro-shard's bits must not depend on how many ranks share the cores

@@ -24,7 +24,45 @@ from distbp.optim.optimizers import Optimizer
 ALIGN = 16  # elements: parts start on 64-byte boundaries, no false sharing
 
 
-class SharedMemorySum(FloatSum):
+def share_model(model: Sequential, optimizer: Optimizer, comm: SerialComm) -> slice:
+    """One node-shared copy of the parameters and of the optimizer state (local rank 0's);
+    returns this rank's part of them (1/n, aligned), which it alone updates."""
+    size, root = model.num_parameters, comm.local_rank == 0
+    model.use_param_buffer(comm.node_shared(size, model.dtype, single=True)[0], copy=root)
+    for name in list(optimizer.state()):
+        optimizer.use_state_buffer(name, comm.node_shared(size, model.dtype, single=True)[0],
+                                   copy=root)
+    start, stop = shard_range(-(-size // ALIGN), comm.local_rank, comm.local_size)
+    return slice(min(start * ALIGN, size), min(stop * ALIGN, size))  # maybe empty
+
+
+class SharedModel:
+    """What the shared-memory reductions share: with one copy of the parameters and the
+    optimizer state, each rank updates its part from its part of the summed gradient
+    (self.reduced), between two node barriers; there is nothing to broadcast."""
+
+    comm: SerialComm
+    model: Sequential
+    optimizer: Optimizer
+    part: slice
+    reduced: np.ndarray
+
+    def update(self) -> None:
+        """Update my part from the sum of every rank's part (made in reduce)."""
+        self.optimizer.step(self.part, self.reduced)
+
+    def finish(self) -> None:
+        self.comm.node_barrier()  # parameters updated, gradients read: next step may start
+
+    def broadcast_parameters(self, root: int = 0) -> None:
+        self.comm.node_barrier()  # one shared copy: nothing to send
+
+    def broadcast_state(self) -> None:
+        self.comm.Bcast(self.model.flat_state)  # private to each rank; the rest is shared
+        self.comm.node_barrier()
+
+
+class SharedMemorySum(SharedModel, FloatSum):
     """node barrier -> sum and update my part of the shared parameters -> node barrier.
 
     After a step, model.flat_grads holds this rank's own (scaled) gradient; the summed
@@ -39,15 +77,10 @@ class SharedMemorySum(FloatSum):
               f"--reduce shared needs all ranks on one node, this job has {comm.nodes} nodes "
               "(--reduce hierarchical sums in shared memory within each node)")
         super().attach(model, optimizer, comm)
-        size, root = model.num_parameters, comm.local_rank == 0
+        size = model.num_parameters
         self.segments = comm.node_shared(size + FLOAT_SLOTS, model.dtype)  # one per rank
         self.use_buffer(self.segments[comm.local_rank], copy=False)
-        model.use_param_buffer(comm.node_shared(size, model.dtype, single=True)[0], copy=root)
-        for name in list(optimizer.state()):
-            optimizer.use_state_buffer(name, comm.node_shared(size, model.dtype, single=True)[0],
-                                       copy=root)
-        start, stop = shard_range(-(-size // ALIGN), comm.local_rank, comm.local_size)
-        self.part = slice(start * ALIGN, min(stop * ALIGN, size))
+        self.part = share_model(model, optimizer, comm)
         length = self.part.stop - self.part.start
         self.wire = np.empty(length + FLOAT_SLOTS, dtype=model.dtype)  # part, then stats
         self.reduced = self.wire[:length]
@@ -81,17 +114,3 @@ class SharedMemorySum(FloatSum):
         norm = math.sqrt(float(np.sum(squares)))
         clip_by_norm(self.reduced, norm, max_norm)
         return norm
-
-    def update(self) -> None:
-        """Update my part from the sum of every rank's part (made in reduce)."""
-        self.optimizer.step(self.part, self.reduced)
-
-    def finish(self) -> None:
-        self.comm.node_barrier()  # parameters updated, gradients read: next step may start
-
-    def broadcast_parameters(self, root: int = 0) -> None:
-        self.comm.node_barrier()  # one shared copy: nothing to send
-
-    def broadcast_state(self) -> None:
-        self.comm.Bcast(self.model.flat_state)  # private to each rank; the rest is shared
-        self.comm.node_barrier()

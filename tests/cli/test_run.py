@@ -17,7 +17,8 @@ FIELDS = ["batch_size", "dataset", "drop_last", "exact", "micro_batch_size", "mo
 def build(*flags):
     args = parse_args([*flags])
     comm = SerialComm()
-    return setup(args, comm, make_reduction(reduction_name(args), comm, args.exact_shard_size))
+    return setup(args, comm, make_reduction(reduction_name(args, comm), comm,
+                                            args.exact_shard_size))
 
 
 def test_setup_builds_a_typed_run():

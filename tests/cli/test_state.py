@@ -26,7 +26,8 @@ def test_position_counts_steps_and_skips():
 def make_run(*flags):
     args = parse_args(["--hidden", "8", "--optimizer", "adam", *flags])
     comm = SerialComm()
-    return setup(args, comm, make_reduction(reduction_name(args), comm, args.exact_shard_size))
+    return setup(args, comm, make_reduction(reduction_name(args, comm), comm,
+                                            args.exact_shard_size))
 
 
 def test_save_then_restore_round_trip(tmp_path):

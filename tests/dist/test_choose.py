@@ -26,7 +26,7 @@ def test_auto_shares_memory_on_one_node_and_goes_hierarchical_across_nodes():
     assert resolve("exact", comm(4, 1)) == "exact"
     with pytest.raises(ValueError, match="unknown reduce 'ring'"):
         resolve("ring", comm(1, 1))
-    assert set(REDUCTIONS) == {"allreduce", "shared", "hierarchical", "exact"}
+    assert set(REDUCTIONS) == {"allreduce", "shared", "hierarchical", "exact", "exact-shared"}
 
 
 def test_make_trainer_picks_the_reduction():
