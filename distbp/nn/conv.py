@@ -33,6 +33,19 @@ def span(offset: int, out_size: int, size: int, stride: int, padding: int) -> tu
     return slice(low, high), slice(start, start + stride * (high - low), stride)
 
 
+BLOCK_ROWS, BLOCK = 64, 2048  # GEMMs over patches of fewer rows run 2048 columns at a time
+
+
+def blocks(cols: Array) -> list[slice]:
+    """Column blocks of the patch matrix for its GEMMs: one block, or, when it has fewer
+    than BLOCK_ROWS rows (a first conv on 1-3 channels: its GEMMs are memory-bound), blocks
+    of BLOCK columns whose operands stay in the cache (about 2x faster with OpenBLAS)."""
+    count = cols.shape[1]
+    if len(cols) >= BLOCK_ROWS:
+        return [slice(0, count)]
+    return [slice(start, start + BLOCK) for start in range(0, count, BLOCK)]
+
+
 class Conv2D(Layer):
     """2-D convolution: weight (out_channels, in_channels, k, k), bias (out_channels,)."""
 
@@ -101,7 +114,9 @@ class Conv2D(Layer):
         cols[rows] = 1
         weights = ws.array("weights", (oc, rows + 1), x.dtype)  # [W | b]
         weights[:, :rows], weights[:, rows] = self.W.reshape(oc, rows), self.b
-        flat = np.matmul(weights, cols, out=ws.array("flat", (oc, cols.shape[1]), x.dtype))
+        flat = ws.array("flat", (oc, cols.shape[1]), x.dtype)
+        for block in blocks(cols):
+            np.matmul(weights, cols[:, block], out=flat[:, block])
         return from_chwb(flat.reshape(oc, out_h, out_w, batch)), (cols, x.shape)
 
     def backward(self, dout: Array, cache: tuple, accumulate: bool = False,
@@ -112,8 +127,12 @@ class Conv2D(Layer):
         out_h, out_w = dout.shape[2:]
         k, oc, rows = self.kernel_size, self.out_channels, channels * self.kernel_size ** 2
         dflat = chwb(dout).reshape(oc, -1)  # a view when dout is held (OC, OH, OW, B)
-        dweights = np.matmul(dflat, cols.T, out=ws.array("dweights", (oc, rows + 1),
-                                                          dout.dtype))  # [dW | db]
+        dweights = ws.array("dweights", (oc, rows + 1), dout.dtype)  # [dW | db]
+        for index, block in enumerate(blocks(cols)):
+            if index == 0:
+                np.matmul(dflat[:, block], cols[:, block].T, out=dweights)
+            else:
+                dweights += dflat[:, block] @ cols[:, block].T
         if accumulate:
             self.dW += dweights[:, :rows].reshape(self.dW.shape)
             self.db += dweights[:, rows]

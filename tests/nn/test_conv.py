@@ -6,6 +6,7 @@ import pytest
 from conftest import float64_model, layer_gradcheck
 
 import distbp
+from distbp.nn import conv
 from distbp.nn.workspace import chwb, from_chwb
 
 LOSS = distbp.SoftmaxCrossEntropy()
@@ -71,3 +72,18 @@ def test_conv_holds_its_output_and_takes_either_layout(stride, padding):
 
 def test_conv_padding_wider_than_the_kernel_reach_gradchecks():
     assert layer_gradcheck(distbp.Conv2D(1, 2, 3, 1, 3), (2, 1, 4, 5)) < 1e-7
+
+
+def test_gemms_on_few_patch_rows_run_in_column_blocks_with_the_same_results(monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 1, 28, 28))  # 6,272 columns: 3 blocks of 2,048 and a rest
+    results = []
+    for rows_limit in (conv.BLOCK_ROWS, 0):  # blocked, then one GEMM each
+        monkeypatch.setattr(conv, "BLOCK_ROWS", rows_limit)
+        layer = float64_model(distbp.Conv2D(1, 3, 3, 1, 1)).layers[0]
+        out, cache = layer.forward(x)
+        layer.backward(np.cos(out), cache)
+        results.append((out.copy(), layer.dW.copy(), layer.db.copy()))
+    assert len(conv.blocks(cache[0])) == 1 and len(conv.blocks(np.zeros((10, 6272)))) == 4
+    for blocked, whole in zip(*results, strict=True):
+        np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-12)
