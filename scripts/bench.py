@@ -1,14 +1,17 @@
 """Speed of distbp's training step against the GEMM floor, at 1 and 2 ranks.
 
-    python scripts/bench.py [--models small,medium,wide] [--ranks 1,2] [--json out.json]
+    python scripts/bench.py [--models small,medium,wide,cnn] [--ranks 1,2] [--json out.json]
+    python scripts/bench.py --ranks 2 --threads 1 --models medium,wide --exact-overhead 3
 
-For each MLP it launches `mpirun -n R python scripts/bench.py --worker ...`, which times
-steps of the real DataParallel step (synthetic float32 data, SGD with momentum), the
-same GEMMs alone (the floor: forward x@W, backward W-gradient and input-gradient, no
-input-gradient for the first layer), the gradient Allreduce alone, and the time each
-step spends waiting in its Allreduce (exposed communication). Medians and spreads
-over --repeats runs of --steps steps. OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset for
-the workers; the BLAS that ran is reported.
+For each model (MLPs; cnn and lstm, the --model specs) it launches `mpirun -n R python
+scripts/bench.py --worker ...`, which times steps of the real DataParallel step
+(synthetic float32 data, plain SGD), the same GEMMs alone (the floor: forward x@W,
+backward W-gradient and input-gradient, no input-gradient for the first layer; a
+Conv2D's are those of its im2col patches; none for recurrent layers), the gradient
+Allreduce alone, and the time each step spends waiting in its Allreduce (exposed
+communication). Medians and spreads over --repeats runs of --steps steps.
+OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset for the workers; the BLAS that ran is
+reported. --exact-overhead: exact mode against the default step, alternating launches.
 """
 
 from __future__ import annotations
@@ -200,6 +203,31 @@ def summarize(result: dict) -> dict:
     return result
 
 
+def exact_overhead(args: argparse.Namespace) -> None:
+    """Per model and rank count: the default step and exact mode's, launched alternately
+    args.exact_overhead times each; medians (spread = (max - min) / median)."""
+    print(f"{'model':8} {'ranks':>5} {'default ms':>11} {'spread':>7} {'exact ms':>9} "
+          f"{'spread':>7} {'exact/default':>13}")
+    results = []
+    for model in args.models.split(","):
+        for ranks in map(int, args.ranks.split(",")):
+            steps: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(args.exact_overhead):
+                for exact in (False, True):
+                    args.exact = exact
+                    steps[exact].append(summarize(launch(model, ranks, args))["step_median_s"])
+            median = {mode: sorted(times)[len(times) // 2] for mode, times in steps.items()}
+            spread = {mode: (max(times) - min(times)) / median[mode]
+                      for mode, times in steps.items()}
+            results.append({"model": model, "ranks": ranks, "default_s": steps[False],
+                            "exact_s": steps[True], "ratio": median[True] / median[False]})
+            print(f"{model:8} {ranks:>5} {1e3 * median[False]:>11.2f} {spread[False]:>6.0%} "
+                  f"{1e3 * median[True]:>9.2f} {spread[True]:>6.0%} "
+                  f"{median[True] / median[False]:>13.2f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -211,7 +239,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads per rank (0 auto)")
     parser.add_argument("--reduce", default="auto",
                         choices=("auto", "shared", "allreduce", "hierarchical"))
-    parser.add_argument("--exact", action="store_true", help="exact mode (ExactDataParallel)")
+    parser.add_argument("--exact", action="store_true", help="exact mode (--exact)")
     parser.add_argument("--grad-compression", default="none",
                         choices=("none", "bf16", "fp16", "powersgd"))
     parser.add_argument("--powersgd-warmup", type=int, default=5,
@@ -221,9 +249,14 @@ def main() -> None:
                         help="split this global batch over the ranks (default: the model's "
                              "fixed per-rank batch)")
     parser.add_argument("--json", help="write all results here")
+    parser.add_argument("--exact-overhead", type=int, default=0, metavar="ROUNDS",
+                        help="instead: exact mode's step against the default one, ROUNDS "
+                             "alternating launches of each")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.exact_overhead:
+        return exact_overhead(args)
     results = []
     print(f"{'model':8} {'ranks':>5} {'samples/s':>11} {'step ms':>9} {'spread':>7} "
           f"{'floor ms':>9} {'step/floor':>10} {'allreduce ms':>12} {'exposed ms':>10}")
