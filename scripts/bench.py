@@ -133,7 +133,7 @@ def gemm_floor(model, x, args) -> float:
     NaN for models with other GEMMs (recurrent layers)."""
     import numpy as np
 
-    from distbp.nn.conv import Conv2D
+    from distbp.nn.conv import Conv2D, blocks
     from distbp.nn.dense import Dense
 
     trained = [layer for layer in model.layers if layer.param_shapes()]
@@ -143,21 +143,24 @@ def gemm_floor(model, x, args) -> float:
     _, caches = model.forward_train(x)
     forward, backward = [], []  # (a, b, out): np.matmul(a, b, out=out)
     for index, layer in enumerate(model.layers):
-        if isinstance(layer, Conv2D):
-            cols = np.ones_like(caches[index][0][:-1])
+        if isinstance(layer, Conv2D):  # in the column blocks the layer's GEMMs run in
+            spans = blocks(caches[index][0])
+            cols = caches[index][0][:-1].copy()  # its patches (the bias's ones row dropped)
             weights = layer.W.reshape(layer.out_channels, -1)
             acts = np.empty((weights.shape[0], cols.shape[1]), dtype=np.float32)
-            steps = [(weights, cols, acts)], [(acts, cols.T, np.empty_like(weights))], \
-                (weights.T, acts, np.empty_like(cols))
+            dweights, dcols = np.empty_like(weights), np.empty_like(cols)
+            steps = [(weights, cols[:, b], acts[:, b]) for b in spans], \
+                [(acts[:, b], cols[:, b].T, dweights) for b in spans], \
+                [(weights.T, acts[:, b], dcols[:, b]) for b in spans]
         elif isinstance(layer, Dense):
             inputs = np.ones((len(x), layer.W.shape[0]), dtype=np.float32)
             acts = np.empty((len(x), layer.W.shape[1]), dtype=np.float32)
             steps = [(inputs, layer.W, acts)], [(inputs.T, acts, np.empty_like(layer.W))], \
-                (acts, layer.W.T, np.empty_like(inputs))
+                [(acts, layer.W.T, np.empty_like(inputs))]
         else:
             continue
         forward += steps[0]
-        backward = steps[1] + ([steps[2]] if layer is not trained[0] else []) + backward
+        backward = steps[1] + (steps[2] if layer is not trained[0] else []) + backward
 
     def gemms():
         for a, b, out in forward + backward:

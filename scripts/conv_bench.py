@@ -4,7 +4,8 @@
 
 For each Conv2D of the `--model cnn` stack, at the per-rank batch: images/s of its
 forward + backward, and of its three GEMMs alone (forward W @ cols, backward dY @ cols.T
-and W.T @ dY, same shapes) — the floor. Then the whole CNN's training step in images/s.
+and W.T @ dY, same shapes, in the same column blocks) — the floor. Then the whole CNN's
+training step in images/s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 import distbp
 from distbp.dist.step import DataParallel
-from distbp.nn.conv import Conv2D
+from distbp.nn.conv import Conv2D, blocks
 from distbp.nn.spec import CNN_SPEC, build_layers
 from distbp.nn.workspace import from_chwb
 
@@ -69,12 +70,17 @@ def main() -> None:
         dweights = np.empty_like(weights)
         dcols = np.empty_like(cols)
 
+        spans = blocks(cache[0])  # the column blocks the layer's GEMMs run in
+
         def gemms(cols=cols, weights=weights, flat=flat, dweights=dweights, dcols=dcols,
-                  need_dx=need_dx):
-            np.matmul(weights, cols, out=flat)
-            np.matmul(flat, cols.T, out=dweights)
+                  need_dx=need_dx, spans=spans):
+            for block in spans:
+                np.matmul(weights, cols[:, block], out=flat[:, block])
+            for block in spans:  # (the layer adds up the blocks' weight gradients)
+                np.matmul(flat[:, block], cols[:, block].T, out=dweights)
             if need_dx:
-                np.matmul(weights.T, flat, out=dcols)
+                for block in spans:
+                    np.matmul(weights.T, flat[:, block], out=dcols[:, block])
 
         measured, floor = median_seconds(layer_step, args.steps), median_seconds(gemms,
                                                                                 args.steps)

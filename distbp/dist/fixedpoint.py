@@ -54,7 +54,6 @@ class FixedPointSum(Reduction):
         size = model.num_parameters
         self.buffer = self.int_buffer(size + len(Slot))
         self.ints, self.stats = self.buffer[:size], self.buffer[size:]
-        self.scaled = np.empty(size, dtype=model.dtype)  # one shard's gradient x 2**s
         self.ints_scratch = np.empty(size, dtype=np.int64)
         self.parts = [slice(offset, offset + int(np.prod(shape)))
                       for _, offset, shape in model.layout]
@@ -100,8 +99,9 @@ class FixedPointSum(Reduction):
                     self.maxima[index] = max(self.maxima[index], largest)
             return
         for part, factor in zip(self.parts, self.factors, strict=True):
-            scaled = np.multiply(grads[part], factor, out=self.scaled[part])  # exact
-            high, low = float(scaled.max(initial=0)), float(scaled.min(initial=0))
+            values = grads[part]  # x 2**s below is exact: the range is checked before
+            high = float(values.max(initial=0)) * float(factor)
+            low = float(values.min(initial=0)) * float(factor)
             if not (math.isfinite(high) and math.isfinite(low) and math.isfinite(loss_sum)):
                 self.stats[Slot.NONFINITE] = 1
             elif max(high, -low) >= self.limit:
@@ -112,11 +112,13 @@ class FixedPointSum(Reduction):
         if self.stats[Slot.NONFINITE] or self.stats[Slot.OVERFLOW]:
             return
         self.stats[Slot.LOSS] += round(loss_fixed)
+        target = self.ints if self.first else self.ints_scratch
+        for part, factor in zip(self.parts, self.factors, strict=True):
+            # scaled and truncated to int64 in one pass (exact: a power of two, in range)
+            np.multiply(grads[part], factor, out=target[part], casting="unsafe")
         if self.first:
-            np.copyto(self.ints, self.scaled, casting="unsafe")  # truncates: exact
             self.first = False
         else:
-            np.copyto(self.ints_scratch, self.scaled, casting="unsafe")
             self.ints += self.ints_scratch
 
     def seal(self, stop: bool) -> None:

@@ -56,3 +56,22 @@ def test_fixed_point_refuses_batchnorm_and_bad_shard_sizes():
         DataParallel(model, distbp.SGD(model, lr=0.1), LOSS, reduction=FixedPointSum())
     with pytest.raises(ValueError, match="exact micro-shard size must be > 0"):
         FixedPointSum(shard_size=0)
+
+
+def test_each_shard_is_scaled_truncated_and_summed_as_integers():
+    model = mlp([5, 16, 3], seed=4, dtype=np.float32)
+    reduction = FixedPointSum(shard_size=7)
+    DataParallel(model, distbp.SGD(model, lr=0.1), LOSS, reduction=reduction)
+    reduction.scales = np.array([30, 40, 35, 44])  # per tensor: W1, b1, W2, b2
+    reduction.begin(14, 14)
+    rng, expected = np.random.default_rng(6), np.zeros(model.num_parameters, np.int64)
+    for loss_sum in (1.0, 2.0):  # two micro-shards
+        grads = (rng.standard_normal(model.num_parameters) * 1e-3).astype(np.float32)
+        model.flat_grads[...] = grads
+        reduction.add(loss_sum)
+        for part, s in zip(reduction.parts, reduction.scales, strict=True):
+            scaled = grads[part] * np.float32(2.0 ** s)  # exact: a power of two
+            expected[part] += np.trunc(scaled.astype(np.float64)).astype(np.int64)
+    assert not reduction.stats[1:].any()  # neither non-finite nor overflowing
+    np.testing.assert_array_equal(reduction.ints, expected)
+    assert np.abs(reduction.ints).max() > 2 ** 20
