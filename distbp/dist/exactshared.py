@@ -73,9 +73,12 @@ class ExactSharedSum(SharedModel, FixedPointSum):
     def to_float(self) -> None:
         """My part of the summed integers into floats (self.reduced); the next step's
         scales from each tensor's maximum over every rank's part (a small MAX Allreduce)."""
-        part, summed = self.part, self.summed
-        np.copyto(summed, self.segments[0][part])
-        for segment in self.segments[1:]:
+        part, summed, segments = self.part, self.summed, self.segments
+        if len(segments) > 1:
+            np.add(segments[0][part], segments[1][part], out=summed)
+        else:
+            np.copyto(summed, segments[0][part])
+        for segment in segments[2:]:
             summed += segment[part]
         maxima = np.zeros(len(self.parts))
         for index, (tensor, s) in enumerate(zip(self.parts, self.scales, strict=True)):
