@@ -44,6 +44,23 @@ def layer_gradcheck(layer: distbp.Layer, shape: tuple[int, ...]) -> float:
     return distbp.gradcheck(layer, x, seed=3)
 
 
+def exact_fit(comm, reduction, batches, hidden: int = 16, clip: float | None = None):
+    """Exact-mode steps (Adam, micro-shards of 7) on (x, y) global batches of a 5-hidden-3
+    tanh MLP; returns (trainer, final parameters)."""
+    from distbp.data.sampler import GlobalBatchSampler
+    from distbp.dist.step import DataParallel
+
+    model = mlp([5, hidden, 3], distbp.Tanh, seed=4, dtype=np.float32)
+    trainer = DataParallel(model, distbp.Adam(model, lr=0.01), distbp.SoftmaxCrossEntropy(),
+                           comm, reduction=reduction, clip_grad_norm=clip)
+    trainer.broadcast_parameters()
+    for x, y in batches:
+        rows = next(GlobalBatchSampler(len(x), len(x), seed=0).local_batches(
+            0, comm.rank, comm.size, shard_size=7))[0]  # whole micro-shards of the batch
+        trainer.step(x[rows], y[rows], len(x))
+    return trainer, model.flat_params.copy()
+
+
 def run_job(capsys, *flags: str) -> tuple[int, str, str]:
     """`python -m distbp.train --quiet FLAGS` in this process: (exit code, stdout, stderr)."""
     code = train.main(["--quiet", *flags])

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import mlp, problem
+from conftest import exact_fit, mlp, problem
 
 import distbp
 from distbp.data.sampler import GlobalBatchSampler
@@ -20,19 +20,6 @@ from distbp.dist.step import DataParallel
 LOSS = distbp.SoftmaxCrossEntropy()
 
 
-def fit(comm, reduction, batches, clip=None):
-    """Exact steps on (x, y) global batches in micro-shards of 7; returns trainer, params."""
-    model = mlp([5, 40, 3], distbp.Tanh, seed=4, dtype=np.float32)  # 363 parameters:
-    trainer = DataParallel(model, distbp.Adam(model, lr=0.01), LOSS, comm,  # parts cut tensors
-                           reduction=reduction, clip_grad_norm=clip)
-    trainer.broadcast_parameters()
-    for x, y in batches:
-        rows = next(GlobalBatchSampler(len(x), len(x), seed=0).local_batches(
-            0, comm.rank, comm.size, shard_size=7))[0]  # whole micro-shards of the batch
-        trainer.step(x[rows], y[rows], len(x))
-    return trainer, model.flat_params.copy()
-
-
 @pytest.mark.mpi  # in-process MPI suite: test_under_mpirun.py runs it at 1-4 ranks
 @pytest.mark.parametrize("clip", [None, 0.05])
 def test_shared_integers_give_one_process_bits(comm, clip):
@@ -40,8 +27,9 @@ def test_shared_integers_give_one_process_bits(comm, clip):
     tiny = problem(seed=3, count=7)  # one micro-shard: every other rank has none
     # a gradient 1e7 times larger than the step before overflows the previous scale
     batches = [(small[0] * 1e-4, small[1]), (large[0] * 1e3, large[1]), small, tiny, small]
-    trainer, params = fit(comm, ExactSharedSum(shard_size=7), batches, clip)
-    serial, serial_params = fit(SerialComm(), FixedPointSum(shard_size=7), batches, clip)
+    # 363 parameters: the ranks' parts cut tensors
+    trainer, params = exact_fit(comm, ExactSharedSum(shard_size=7), batches, 40, clip)
+    serial, serial_params = exact_fit(SerialComm(), FixedPointSum(shard_size=7), batches, 40, clip)
     assert trainer.reduction.redone_steps == serial.reduction.redone_steps >= 1
     assert hashlib.sha256(params.tobytes()).digest() == \
         hashlib.sha256(serial_params.tobytes()).digest()

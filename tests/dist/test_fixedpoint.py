@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from conftest import mlp, problem
+from conftest import exact_fit, mlp, problem
 
 import distbp
 from distbp.data.sampler import GlobalBatchSampler
@@ -17,26 +17,13 @@ from distbp.dist.step import DataParallel
 LOSS = distbp.SoftmaxCrossEntropy()
 
 
-def exact_fit(comm, batches):
-    """Exact-mode steps on the given (x, y) global batches; returns trainer, params."""
-    model = mlp([5, 16, 3], distbp.Tanh, seed=4, dtype=np.float32)
-    trainer = DataParallel(model, distbp.Adam(model, lr=0.01), LOSS, comm,
-                           reduction=FixedPointSum(shard_size=7))
-    trainer.broadcast_parameters()
-    for x, y in batches:
-        rows = next(GlobalBatchSampler(len(x), len(x), seed=0).local_batches(
-            0, comm.rank, comm.size, shard_size=7))[0]  # whole micro-shards of the batch
-        trainer.step(x[rows], y[rows], len(x))
-    return trainer, model.flat_params.copy()
-
-
 @pytest.mark.mpi  # in-process MPI suite: test_under_mpirun.py runs it at 1-4 ranks
 def test_exact_mode_redoes_an_overflowing_step_and_stays_identical(comm):
     small, large = problem(seed=1, count=45), problem(seed=2, count=45)
     # a gradient 1e7 times larger than the step before overflows the previous scale
     batches = [(small[0] * 1e-4, small[1]), (large[0] * 1e3, large[1]), small]
-    trainer, params = exact_fit(comm, batches)
-    serial_trainer, serial_params = exact_fit(SerialComm(), batches)
+    trainer, params = exact_fit(comm, FixedPointSum(shard_size=7), batches)
+    serial_trainer, serial_params = exact_fit(SerialComm(), FixedPointSum(shard_size=7), batches)
     assert trainer.reduction.redone_steps == serial_trainer.reduction.redone_steps >= 1
     assert hashlib.sha256(params.tobytes()).digest() == \
         hashlib.sha256(serial_params.tobytes()).digest()
