@@ -43,7 +43,7 @@ def blocks(cols: Array) -> list[slice]:
     count = cols.shape[1]
     if len(cols) >= BLOCK_ROWS:
         return [slice(0, count)]
-    return [slice(start, start + BLOCK) for start in range(0, count, BLOCK)]
+    return [slice(start, start + BLOCK) for start in range(0, max(count, 1), BLOCK)]  # >= 1
 
 
 class Conv2D(Layer):

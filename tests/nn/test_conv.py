@@ -7,7 +7,7 @@ from conftest import float64_model, layer_gradcheck
 
 import distbp
 from distbp.nn import conv
-from distbp.nn.workspace import chwb, from_chwb
+from distbp.nn.workspace import Workspace, chwb, from_chwb
 
 LOSS = distbp.SoftmaxCrossEntropy()
 
@@ -87,3 +87,13 @@ def test_gemms_on_few_patch_rows_run_in_column_blocks_with_the_same_results(monk
         results.append((out.copy(), layer.dW.copy(), layer.db.copy()))
     for blocked, whole in zip(*results, strict=True):
         np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_an_empty_batch_gives_zero_gradients():  # a rank with an empty shard
+    for channels in (1, 8):  # column blocks (few patch rows) and one GEMM
+        layer, ws = float64_model(distbp.Conv2D(channels, 2, 3, 1, 1)).layers[0], Workspace()
+        for batch in (3, 0):  # the empty batch's buffers are the full batch's, reused
+            out, cache = layer.forward(np.ones((batch, channels, 5, 5)), ws)
+            dx = layer.backward(np.ones(out.shape), cache, ws=ws)
+        assert out.shape == (0, 2, 5, 5) and dx.shape == (0, channels, 5, 5)
+        assert not layer.dW.any() and not layer.db.any()
