@@ -126,13 +126,13 @@ class Conv2D(Layer):
         batch, channels, height, width = shape
         out_h, out_w = dout.shape[2:]
         k, oc, rows = self.kernel_size, self.out_channels, channels * self.kernel_size ** 2
-        dflat = chwb(dout).reshape(oc, -1)  # a view when dout is held (OC, OH, OW, B)
+        dflat = ws.held("dout", dout).reshape(oc, -1)  # a view when dout is held so
         dweights = ws.array("dweights", (oc, rows + 1), dout.dtype)  # [dW | db]
+        partial = ws.array("partial", dweights.shape, dout.dtype)  # one column block's
         for index, block in enumerate(blocks(cols)):
-            if index == 0:
-                np.matmul(dflat[:, block], cols[:, block].T, out=dweights)
-            else:
-                dweights += dflat[:, block] @ cols[:, block].T
+            np.matmul(dflat[:, block], cols[:, block].T, out=partial if index else dweights)
+            if index:
+                dweights += partial
         if accumulate:
             self.dW += dweights[:, :rows].reshape(self.dW.shape)
             self.db += dweights[:, rows]
@@ -145,13 +145,14 @@ class Conv2D(Layer):
                           out=ws.array("dcols", (rows, dflat.shape[1]), dout.dtype))
         dcols = dcols.reshape(channels, k, k, out_h, out_w, batch)
         dx = ws.array("dx", (channels, height, width, batch), dout.dtype)
-        shifts = sorted(self.shifts(out_h, out_w, height, width),
-                        key=lambda shift: -covers(shift, height, width))
-        if not covers(shifts[0], height, width):
+        shifts = sorted(self.shifts(out_h, out_w, height, width),  # one covering dx first
+                        key=lambda shift: not covers(shift, height, width))
+        copy_first = covers(shifts[0], height, width)  # then it is copied, no zeroing
+        if not copy_first:
             dx[...] = 0
         for index, (i, j, out_rows, out_cols, in_rows, in_cols) in enumerate(shifts):
             patch = dcols[:, i, j, out_rows, out_cols]  # col2im: one strided add per position
-            if index == 0 and covers(shifts[0], height, width):
+            if index == 0 and copy_first:
                 np.copyto(dx, patch)
             else:
                 dx[:, in_rows, in_cols] += patch

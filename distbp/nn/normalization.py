@@ -12,7 +12,7 @@ import numpy as np
 
 from distbp.errors import check
 from distbp.nn.layer import Layer
-from distbp.nn.workspace import FRESH, Workspace, chwb, from_chwb
+from distbp.nn.workspace import FRESH, Workspace, from_chwb
 
 Array = np.ndarray
 
@@ -66,7 +66,7 @@ class BatchNorm(Layer):
         feature rows, mean and invstd (F,), the global count). Training: one Allreduce of 2F+1
         sums."""
         self.check_input(x)
-        values = feature_rows(x)  # (F, everything else): per-feature work runs along rows
+        values = feature_rows(x, ws)  # (F, the rest): per-feature work runs along rows
         if self.context is None:  # inference: running statistics
             scale = self.gamma / np.sqrt(self.running_var + self.eps)
             shift = self.beta - self.running_mean * scale
@@ -95,7 +95,7 @@ class BatchNorm(Layer):
                  need_dx: bool = True, ws: Workspace = FRESH) -> Array:
         """dout like x -> dx like x; dgamma, dbeta (F,). One Allreduce of 2F sums."""
         values, mean, invstd, total = cache  # values: the input's feature rows
-        f, grads = self.num_features, feature_rows(dout)
+        f, grads = self.num_features, feature_rows(dout, ws, "dout")
         blocks = 1 if dout.ndim == 2 else dout.shape[2]
         summed = row_sums(grads, blocks)  # sum(dout), then sum(dout xhat) from sum(dout x)
         local = np.concatenate([summed, invstd * (row_dots(grads, values, blocks)
@@ -124,10 +124,10 @@ class BatchNorm(Layer):
         return f"BatchNorm({self.num_features})"
 
 
-def feature_rows(x: Array) -> Array:
+def feature_rows(x: Array, ws: Workspace, name: str = "x") -> Array:
     """(B, F) or (B, F, H, W) -> (F, the rest): one row per feature, a view when images
-    are held (F, H, W, B) (a copy otherwise)."""
-    return x.T if x.ndim == 2 else chwb(x).reshape(x.shape[1], -1)
+    are held (F, H, W, B) (else a copy into the buffer `name`)."""
+    return x.T if x.ndim == 2 else ws.held(name, x).reshape(x.shape[1], -1)
 
 
 def held(ws: Workspace, name: str, shape: tuple[int, ...], dtype: object) -> tuple[Array, Array]:

@@ -48,6 +48,16 @@ class Workspace:
             found = self.arrays[key] = np.empty_like(x, dtype=dtype)
         return found
 
+    def held(self, name: str, x: np.ndarray) -> np.ndarray:
+        """x (B, C, H, W) as a C-contiguous (C, H, W, B) array: a view when x is held so,
+        else a copy into the buffer `name` (reused, like every buffer here)."""
+        view = chwb(x)
+        if view.flags.c_contiguous:
+            return view
+        buffer = self.array(name, view.shape, x.dtype)
+        np.copyto(buffer, view)
+        return buffer
+
 
 class NoWorkspace(Workspace):
     """Fresh arrays every call: for inference, whose outputs the caller keeps."""

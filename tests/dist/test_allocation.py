@@ -95,3 +95,24 @@ def test_recurrent_steps_allocate_nothing_large():
     # small objects (views of each time step), never an activation (128 x 20 x 256 floats)
     assert abs(large[0] - small[0]) < 8192, (small, large)
     assert large[0] < BATCH * 20 * 256 * 4 / 8 and large[1] < 4096, large
+
+
+def cnn_allocations(channels):
+    """Like step_allocations, for a CNN whose first BatchNorm gets plain (B, C, H, W) input
+    (a copy into a reused buffer) and whose other layers get images held (C, H, W, B)."""
+    model = distbp.Sequential([
+        distbp.Reshape(1, 16, 16), distbp.BatchNorm(1), distbp.Conv2D(1, channels, 3, 1, 1),
+        distbp.BatchNorm(channels), distbp.ReLU(), distbp.MaxPool2D(2),
+        distbp.Conv2D(channels, channels, 3, 1, 1), distbp.Tanh(), distbp.GlobalAvgPool2D(),
+        distbp.Dense(channels, 10)], seed=0)
+    trainer = DataParallel(model, distbp.AdamW(model, lr=1e-3), distbp.SoftmaxCrossEntropy(),
+                           SerialComm())
+    return measure(trainer, features=256, steps=5)
+
+
+def test_cnn_steps_allocate_nothing_large():
+    small, large = cnn_allocations(8), cnn_allocations(16)
+    # twice the channels: twice the activations (128 x 16 x 16 x 16 floats = 2 MiB), but
+    # not what a step allocates (views, iterator buffers, the per-channel statistics)
+    assert abs(large[0] - small[0]) < 16384, (small, large)
+    assert large[0] < BATCH * 16 * 16 * 16 * 4 / 16 and large[1] < 4096, large

@@ -37,3 +37,15 @@ def test_chwb_and_from_chwb_are_views_of_one_buffer():
     assert held.shape == (3, 4, 5, 2) and np.shares_memory(held, x)
     assert held[1, 2, 3, 0] == x[0, 1, 2, 3]
     np.testing.assert_array_equal(from_chwb(held), x)
+
+
+def test_held_is_a_view_when_it_can_be_and_a_reused_copy_when_not():
+    ws = Workspace()
+    held = from_chwb(np.arange(120.0).reshape(3, 4, 5, 2))
+    assert np.shares_memory(ws.held("x", held), held)
+    plain = np.ascontiguousarray(held)  # the same values, (B, C, H, W) in memory
+    copy = ws.held("x", plain)
+    assert copy.flags.c_contiguous and not np.shares_memory(copy, plain)
+    np.testing.assert_array_equal(copy, chwb(held))
+    assert ws.held("x", plain * 2) is copy  # the buffer is reused, refilled
+    np.testing.assert_array_equal(copy, 2 * chwb(held))
