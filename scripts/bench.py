@@ -126,32 +126,42 @@ def wire_bytes(interface: str = "eth0") -> int:
     return 0
 
 
-def gemm_floor(model, x, args) -> float:
-    """The step's GEMMs alone, same shapes, into preallocated outputs: per Dense x@W, and
-    per Conv2D W@cols (cols: its im2col patches without the bias's row of ones); backward
-    the weight gradient and the input gradient (none for the first layer with weights).
-    NaN for models with other GEMMs (recurrent layers)."""
+def conv_gemms(layer, patches) -> tuple[list, list, list]:
+    """A Conv2D's GEMMs as (a, b, out) for np.matmul(a, b, out=out), in the column blocks
+    the layer runs them in, on a copy of its patches (its cache's cols, the bias's ones
+    row dropped): (forward W @ cols, weight gradient dY @ cols.T, input gradient
+    W.T @ dY)."""
     import numpy as np
 
-    from distbp.nn.conv import Conv2D, blocks
-    from distbp.nn.dense import Dense
+    from distbp.nn.conv import blocks
 
-    trained = [layer for layer in model.layers if layer.param_shapes()]
-    if any(not isinstance(layer, (Conv2D, Dense)) and hasattr(layer, "W_ih")
-           for layer in trained):
+    spans, cols = blocks(patches), patches[:-1].copy()
+    weights = layer.W.reshape(layer.out_channels, -1)
+    acts = np.empty((weights.shape[0], cols.shape[1]), dtype=cols.dtype)
+    dweights, dcols = np.empty_like(weights), np.empty_like(cols)
+    return ([(weights, cols[:, b], acts[:, b]) for b in spans],
+            [(acts[:, b], cols[:, b].T, dweights) for b in spans],
+            [(weights.T, acts[:, b], dcols[:, b]) for b in spans])
+
+
+def gemm_floor(model, x, args) -> float:
+    """The step's GEMMs alone, same shapes, into preallocated outputs: per Dense x@W, per
+    Conv2D its im2col GEMMs (conv_gemms); backward the weight gradient and the input
+    gradient (none for the first layer with weights). NaN with recurrent layers."""
+    import numpy as np
+
+    from distbp.nn.conv import Conv2D
+    from distbp.nn.dense import Dense
+    from distbp.nn.recurrent import Recurrent
+
+    if any(isinstance(layer, Recurrent) for layer in model.layers):
         return float("nan")
+    trained = [layer for layer in model.layers if layer.param_shapes()]
     _, caches = model.forward_train(x)
     forward, backward = [], []  # (a, b, out): np.matmul(a, b, out=out)
-    for index, layer in enumerate(model.layers):
-        if isinstance(layer, Conv2D):  # in the column blocks the layer's GEMMs run in
-            spans = blocks(caches[index][0])
-            cols = caches[index][0][:-1].copy()  # its patches (the bias's ones row dropped)
-            weights = layer.W.reshape(layer.out_channels, -1)
-            acts = np.empty((weights.shape[0], cols.shape[1]), dtype=np.float32)
-            dweights, dcols = np.empty_like(weights), np.empty_like(cols)
-            steps = [(weights, cols[:, b], acts[:, b]) for b in spans], \
-                [(acts[:, b], cols[:, b].T, dweights) for b in spans], \
-                [(weights.T, acts[:, b], dcols[:, b]) for b in spans]
+    for layer, cache in zip(model.layers, caches, strict=True):
+        if isinstance(layer, Conv2D):
+            steps = conv_gemms(layer, cache[0])
         elif isinstance(layer, Dense):
             inputs = np.ones((len(x), layer.W.shape[0]), dtype=np.float32)
             acts = np.empty((len(x), layer.W.shape[1]), dtype=np.float32)

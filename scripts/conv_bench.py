@@ -11,16 +11,21 @@ training step in images/s.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import distbp
 from distbp.dist.step import DataParallel
-from distbp.nn.conv import Conv2D, blocks
+from distbp.nn.conv import Conv2D
 from distbp.nn.spec import CNN_SPEC, build_layers
 from distbp.nn.workspace import from_chwb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import conv_gemms  # noqa: E402 - a sibling script: the floor is measured alike
 
 
 def median_seconds(function, steps: int, repeats: int = 5) -> float:
@@ -64,23 +69,12 @@ def main() -> None:
             _, cache = layer.forward(data, ws)
             layer.backward(grad, cache, need_dx=need_dx, ws=ws)
 
-        cols = cache[0][:-1]  # (C k k, OH OW B): the patches without the bias's row of ones
-        weights = layer.W.reshape(layer.out_channels, -1)
-        flat = np.empty((layer.out_channels, cols.shape[1]), np.float32)
-        dweights = np.empty_like(weights)
-        dcols = np.empty_like(cols)
+        forward, weight_grad, input_grad = conv_gemms(layer, cache[0])
+        floor_gemms = forward + weight_grad + (input_grad if need_dx else [])
 
-        spans = blocks(cache[0])  # the column blocks the layer's GEMMs run in
-
-        def gemms(cols=cols, weights=weights, flat=flat, dweights=dweights, dcols=dcols,
-                  need_dx=need_dx, spans=spans):
-            for block in spans:
-                np.matmul(weights, cols[:, block], out=flat[:, block])
-            for block in spans:  # (the layer adds up the blocks' weight gradients)
-                np.matmul(flat[:, block], cols[:, block].T, out=dweights)
-            if need_dx:
-                for block in spans:
-                    np.matmul(weights.T, flat[:, block], out=dcols[:, block])
+        def gemms(floor_gemms=floor_gemms):
+            for a, b, out in floor_gemms:
+                np.matmul(a, b, out=out)
 
         measured, floor = median_seconds(layer_step, args.steps), median_seconds(gemms,
                                                                                 args.steps)

@@ -21,10 +21,10 @@ from distbp.cli import checkpoint, modelfile, state
 from distbp.cli.config import parse_args
 from distbp.cli.preemption import EXIT_CODES, INTERRUPTED, Preemption, agreed_signal
 from distbp.cli.progress import Progress, memory_report, norm_metrics, test_metrics, wire_metrics
-from distbp.cli.run import Run, reduction_name, setup
+from distbp.cli.run import Run, setup
 from distbp.dist import timeline
 from distbp.dist.agreement import check_same_everywhere
-from distbp.dist.choose import make_reduction
+from distbp.dist.choose import make_reduction, reduction_name
 from distbp.dist.comm import SerialComm, fail, print0, world
 from distbp.dist.launch import check_launch, launcher_rank, slurm_description
 from distbp.dist.threads import set_blas_threads
@@ -36,7 +36,8 @@ SIGPIPE_EXIT = 141  # output closed by its reader, as a shell reports a SIGPIPE 
 def prepare(args: argparse.Namespace, comm: SerialComm) -> tuple[Run, state.Position, Progress]:
     """Build, agree, check the output paths, restore: everything before the loop."""
     reduction = comm.run_agreed(lambda: make_reduction(
-        reduction_name(args, comm), comm, args.exact_shard_size, args.grad_compression,
+        reduction_name(args.reduce, args.exact, comm), comm, args.exact_shard_size,
+        args.grad_compression,
         **({"powersgd_rank": args.powersgd_rank, "powersgd_warmup": args.powersgd_warmup}
            if args.grad_compression == "powersgd" else {})))
     blas = set_blas_threads(args.blas_threads or reduction.blas_threads(comm.local_size))

@@ -14,7 +14,6 @@ from distbp.cli.memory import check_fits
 from distbp.data.dataset import Dataset
 from distbp.data.loaders import load
 from distbp.data.sampler import GlobalBatchSampler
-from distbp.dist import choose
 from distbp.dist.comm import SerialComm
 from distbp.dist.reduction import Reduction
 from distbp.dist.step import DataParallel
@@ -88,12 +87,6 @@ def make_loss(args: argparse.Namespace, dataset: Dataset) -> Loss:
 def global_batch_size(args: argparse.Namespace, comm: SerialComm) -> int:
     """--batch-size, or --batch-size-per-rank x ranks."""
     return args.batch_size_per_rank * comm.size if args.batch_size_per_rank else args.batch_size
-
-
-def reduction_name(args: argparse.Namespace, comm: SerialComm) -> str:
-    """--exact selects the fixed-point reduction (in shared memory where --reduce resolves
-    to it), else --reduce (auto, allreduce, shared, hierarchical)."""
-    return choose.reduction_name(args.reduce, args.exact, comm)
 
 
 def setup(args: argparse.Namespace, comm: SerialComm, reduction: Reduction) -> Run:

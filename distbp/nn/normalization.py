@@ -70,7 +70,7 @@ class BatchNorm(Layer):
         if self.context is None:  # inference: running statistics
             scale = self.gamma / np.sqrt(self.running_var + self.eps)
             shift = self.beta - self.running_mean * scale
-            out_rows, out = held(ws, "out", x.shape, x.dtype)
+            out_rows, out = feature_buffer(ws, "out", x.shape, x.dtype)
             np.multiply(values, scale.astype(x.dtype)[:, None], out=out_rows)
             out_rows += shift.astype(x.dtype)[:, None]
             return out, None
@@ -83,7 +83,7 @@ class BatchNorm(Layer):
         var = np.maximum(sums[self.num_features:-1] / total - mean * mean, 0.0)
         invstd = 1.0 / np.sqrt(var + self.eps)
         scale = self.gamma * invstd  # out = gamma (x - mean) invstd + beta = x scale + shift
-        out_rows, out = held(ws, "out", x.shape, x.dtype)
+        out_rows, out = feature_buffer(ws, "out", x.shape, x.dtype)
         np.multiply(values, scale.astype(x.dtype)[:, None], out=out_rows)
         out_rows += (self.beta - mean * scale).astype(x.dtype)[:, None]
         unbiased = var * total / max(total - 1, 1.0)
@@ -112,9 +112,9 @@ class BatchNorm(Layer):
         a = self.gamma * invstd
         b = -a * invstd * local[f:] / total
         c = -a * local[:f] / total - b * mean
-        dx_rows, dx = held(ws, "dx", dout.shape, dout.dtype)
+        dx_rows, dx = feature_buffer(ws, "dx", dout.shape, dout.dtype)
         np.multiply(grads, a.astype(dout.dtype)[:, None], out=dx_rows)
-        product, _ = held(ws, "product", dout.shape, dout.dtype)
+        product, _ = feature_buffer(ws, "product", dout.shape, dout.dtype)
         np.multiply(values, b.astype(dout.dtype)[:, None], out=product)
         product += c.astype(dout.dtype)[:, None]
         dx_rows += product
@@ -130,7 +130,8 @@ def feature_rows(x: Array, ws: Workspace, name: str = "x") -> Array:
     return x.T if x.ndim == 2 else ws.held(name, x).reshape(x.shape[1], -1)
 
 
-def held(ws: Workspace, name: str, shape: tuple[int, ...], dtype: object) -> tuple[Array, Array]:
+def feature_buffer(ws: Workspace, name: str, shape: tuple[int, ...],
+                   dtype: object) -> tuple[Array, Array]:
     """A buffer for values shaped `shape`: (its feature rows, its (B, F[, H, W]) view);
     images are held (F, H, W, B)."""
     if len(shape) == 2:

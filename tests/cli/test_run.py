@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from distbp.cli.config import parse_args
-from distbp.cli.run import Run, reduction_name, setup
-from distbp.dist.choose import make_reduction
+from distbp.cli.run import Run, setup
+from distbp.dist.choose import make_reduction, reduction_name
 from distbp.dist.comm import SerialComm
 from distbp.dist.fixedpoint import FixedPointSum
 
@@ -17,8 +17,8 @@ FIELDS = ["batch_size", "dataset", "drop_last", "exact", "micro_batch_size", "mo
 def build(*flags):
     args = parse_args([*flags])
     comm = SerialComm()
-    return setup(args, comm, make_reduction(reduction_name(args, comm), comm,
-                                            args.exact_shard_size))
+    name = reduction_name(args.reduce, args.exact, comm)
+    return setup(args, comm, make_reduction(name, comm, args.exact_shard_size))
 
 
 def test_setup_builds_a_typed_run():

@@ -6,8 +6,8 @@ import pytest
 
 from distbp.cli import state
 from distbp.cli.config import parse_args
-from distbp.cli.run import reduction_name, setup
-from distbp.dist.choose import make_reduction
+from distbp.cli.run import setup
+from distbp.dist.choose import make_reduction, reduction_name
 from distbp.dist.comm import SerialComm
 
 
@@ -26,8 +26,8 @@ def test_position_counts_steps_and_skips():
 def make_run(*flags):
     args = parse_args(["--hidden", "8", "--optimizer", "adam", *flags])
     comm = SerialComm()
-    return setup(args, comm, make_reduction(reduction_name(args, comm), comm,
-                                            args.exact_shard_size))
+    name = reduction_name(args.reduce, args.exact, comm)
+    return setup(args, comm, make_reduction(name, comm, args.exact_shard_size))
 
 
 def test_save_then_restore_round_trip(tmp_path):
