@@ -19,7 +19,7 @@ from distbp.dist.comm import SerialComm
 from distbp.dist.evaluate import LOSS_BITS
 from distbp.dist.fixedpoint import HEADROOM_BITS, FixedPointSum, scales_for
 from distbp.dist.reduction import Slot, StepResult
-from distbp.dist.shared import SharedModel, share_model
+from distbp.dist.shared import SharedModel, share_model, sum_segments
 from distbp.errors import check
 from distbp.nn.sequential import Sequential
 from distbp.optim.clip import clip_by_norm, squared_norm
@@ -37,7 +37,6 @@ class ExactSharedSum(SharedModel, FixedPointSum):
         the optimizer state and the summed float gradient."""
         check(comm.nodes == 1, f"exact mode in shared memory needs all ranks on one node, "
                                f"this job has {comm.nodes} nodes")
-        self.comm = comm  # int_buffer, called by FixedPointSum.attach, needs it
         super().attach(model, optimizer, comm)
         self.part = share_model(model, optimizer, comm)
         self.summed = np.empty(self.part.stop - self.part.start, dtype=np.int64)
@@ -45,10 +44,10 @@ class ExactSharedSum(SharedModel, FixedPointSum):
         self.reduced = self.whole[self.part]  # my part of the summed gradient, in floats
         comm.node_barrier()  # every rank sees rank 0's parameters
 
-    def int_buffer(self, length: int) -> Array:
+    def int_buffer(self, comm: SerialComm, length: int) -> Array:
         """This rank's node-shared int64 buffer (the others' are self.segments)."""
-        self.segments = self.comm.node_shared(length, np.int64)
-        return self.segments[self.comm.local_rank]
+        self.segments = comm.node_shared(length, np.int64)
+        return self.segments[comm.local_rank]
 
     def reduce(self) -> StepResult | None:
         """Probe the scales (FixedPointSum's), or sum the statistics and my part of the
@@ -57,9 +56,7 @@ class ExactSharedSum(SharedModel, FixedPointSum):
             return super().reduce()
         self.comm.node_barrier()  # every rank's integers are written
         size = self.model.num_parameters
-        stats = self.segments[0][size:].copy()
-        for segment in self.segments[1:]:
-            stats += segment[size:]
+        stats = sum_segments(self.segments, slice(size, None), np.empty(len(Slot), np.int64))
         nonfinite = bool(stats[Slot.NONFINITE])
         if stats[Slot.OVERFLOW] and not nonfinite:  # on some rank: everyone redoes
             self.scales, self.redone_steps = None, self.redone_steps + 1
@@ -73,13 +70,7 @@ class ExactSharedSum(SharedModel, FixedPointSum):
     def to_float(self) -> None:
         """My part of the summed integers into floats (self.reduced); the next step's
         scales from each tensor's maximum over every rank's part (a small MAX Allreduce)."""
-        part, summed, segments = self.part, self.summed, self.segments
-        if len(segments) > 1:
-            np.add(segments[0][part], segments[1][part], out=summed)
-        else:
-            np.copyto(summed, segments[0][part])
-        for segment in segments[2:]:
-            summed += segment[part]
+        part, summed = self.part, sum_segments(self.segments, self.part, self.summed)
         maxima = np.zeros(len(self.parts))
         for index, (tensor, s) in enumerate(zip(self.parts, self.scales, strict=True)):
             mine = slice(max(tensor.start, part.start) - part.start,

@@ -52,13 +52,13 @@ class FixedPointSum(Reduction):
                                     "the global batch, not one micro-shard")
         super().attach(model, optimizer, comm)
         size = model.num_parameters
-        self.buffer = self.int_buffer(size + len(Slot))
+        self.buffer = self.int_buffer(comm, size + len(Slot))
         self.ints, self.stats = self.buffer[:size], self.buffer[size:]
         self.ints_scratch = np.empty(size, dtype=np.int64)
         self.parts = [slice(offset, offset + int(np.prod(shape)))
                       for _, offset, shape in model.layout]
 
-    def int_buffer(self, length: int) -> Array:
+    def int_buffer(self, comm: SerialComm, length: int) -> Array:
         """The int64 sync buffer: [gradients..., statistics]."""
         return np.zeros(length, dtype=np.int64)
 

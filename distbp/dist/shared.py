@@ -36,6 +36,20 @@ def share_model(model: Sequential, optimizer: Optimizer, comm: SerialComm) -> sl
     return slice(min(start * ALIGN, size), min(stop * ALIGN, size))  # maybe empty
 
 
+def sum_segments(segments: list[np.ndarray], part: slice, out: np.ndarray) -> np.ndarray:
+    """out = the sum of every rank's segment[part], in rank order and in out's precision
+    (the same bits on every rank); returns out."""
+    first, *rest = segments
+    if rest:
+        np.add(first[part], rest[0][part], out=out, dtype=out.dtype)
+        rest = rest[1:]
+    else:
+        np.copyto(out, first[part])
+    for segment in rest:
+        out += segment[part]
+    return out
+
+
 class SharedModel:
     """What the shared-memory reductions share: with one copy of the parameters and the
     optimizer state, each rank updates its part from its part of the summed gradient
@@ -96,14 +110,10 @@ class SharedMemorySum(SharedModel, FloatSum):
         """My part of the node's summed gradient into self.reduced; the node's summed
         statistics (float64) returned."""
         self.comm.node_barrier()  # every rank's gradient and stats are written
-        stats = self.segments[0][-FLOAT_SLOTS:].astype(np.float64)
-        for segment in self.segments[1:]:
-            stats += segment[-FLOAT_SLOTS:]
-        part, reduced = self.part, self.reduced
-        np.copyto(reduced, self.segments[0][part])
-        for segment in self.segments[1:]:
-            reduced += segment[part]
-        return stats
+        size = self.model.num_parameters
+        sum_segments(self.segments, self.part, self.reduced)
+        return sum_segments(self.segments, slice(size, None),
+                            np.empty(FLOAT_SLOTS, dtype=np.float64))
 
     def clip(self, max_norm: float) -> float:
         """The global norm from every rank's part (one small Allreduce, summed in rank

@@ -39,3 +39,14 @@ def test_ranks_on_several_nodes_are_refused():
     two_nodes = SimpleNamespace(nodes=2)
     with pytest.raises(ValueError, match="--reduce shared needs all ranks on one node"):
         SharedMemorySum().attach(model, distbp.SGD(model, lr=0.1), two_nodes)
+
+
+def test_segments_are_summed_in_rank_order_in_the_output_precision():
+    from distbp.dist.shared import sum_segments
+
+    segments = [np.array([1e8, 1.0], np.float32), np.array([1.0, 2.0], np.float32),
+                np.array([3.0, 4.0], np.float32)]
+    stats = sum_segments(segments, slice(None), np.empty(2, np.float64))
+    np.testing.assert_array_equal(stats, [1e8 + 4, 7])  # float32 would round 1e8 + 1 away
+    part = sum_segments(segments[:1], slice(1, 2), np.empty(1, np.float32))
+    np.testing.assert_array_equal(part, [1.0])  # one rank: a copy
